@@ -97,8 +97,12 @@ class Divergence:
 
     @cached_property
     def f2_at_one(self) -> sp.Expr:
-        """f″(1), the local curvature of the trust region."""
-        return sp.simplify(sp.diff(self.f, U, 2).subs(U, 1))
+        """f″(1), the local curvature of the trust region (``sympy.nan`` where f is not twice
+        differentiable at 1, as for ``tv``'s kink)."""
+        value = sp.simplify(sp.diff(self.f, U, 2).subs(U, 1))
+        if value.has(sp.DiracDelta) or not value.is_finite:
+            return sp.nan
+        return value
 
     @cached_property
     def slope_at_infinity(self) -> sp.Expr:
@@ -133,10 +137,14 @@ def _xlogx(u: torch.Tensor) -> torch.Tensor:
     return torch.special.xlogy(u, u)
 
 
+def _log_near_one(u: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """log u, from log1p(d) with d = u − 1 near u = 1 (d exact there) and log(u) elsewhere."""
+    return torch.where(torch.abs(d) < 0.5, torch.log1p(d), torch.log(u))
+
+
 def _kl_f(u):
     d = u - 1
-    # d - log1p(d) keeps relative accuracy near u = 1 better than u - 1 - log(u)
-    return d - torch.log1p(d)
+    return d - _log_near_one(u, d)
 
 
 def _kl_df(u):
@@ -190,12 +198,14 @@ def _js_f(u):
 
 
 def _js_df(u):
-    return 0.5 * torch.log1p((u - 1) / (u + 1))
+    w = (u - 1) / (u + 1)
+    # ½ ln(2u/(u + 1)): log1p(w) near u = 1, the plain ratio where w nears −1 (u → 0)
+    return 0.5 * torch.where(torch.abs(w) < 0.5, torch.log1p(w), torch.log(2 * u / (u + 1)))
 
 
 def _jeffreys_f(u):
-    d = u - 1
-    return d * torch.log1p(d)
+    # (u − 1)·ln u is a product of two accurate factors: no cancellation anywhere
+    return (u - 1) * torch.log(u)
 
 
 def _jeffreys_df(u):

@@ -187,7 +187,8 @@ def oracle_g(p: Any, r: Any, divergence: str | Divergence = "kl", *, dps: int = 
         rm = _to_mpf(r, "r")
         if not (0 < pm <= 1):
             raise ValueError(f"p must be in (0, 1], got {p!r}")
-        if rm < 0 or rm * pm > 1 + mpmath.mpf(10) ** (-(dps + 10)):
+        # r·p may exceed 1 by the rounding of a caller's 1/p at `dps` digits
+        if rm < 0 or rm * pm > 1 + mpmath.mpf(10) ** (-dps):
             raise ValueError(f"r must be in [0, 1/p], got {r!r}")
         if pm == 1:
             f0 = _f_at_zero(div)
