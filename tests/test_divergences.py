@@ -46,7 +46,7 @@ def test_registry_has_exactly_the_contract_names():
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown divergence 'klx'.*kl_reverse.*alpha"):
+    with pytest.raises(ValueError, match=r"unknown divergence 'klx'.*kl_reverse.*alpha"):
         get_divergence("klx")
     with pytest.raises(TypeError, match="divergence must be a name"):
         get_divergence(3)
