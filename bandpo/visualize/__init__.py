@@ -1,0 +1,38 @@
+"""Figures built from bandpo's solvers, in one style (see :mod:`bandpo.visualize.style`).
+
+Each figure function returns a :class:`~bandpo.visualize.data.FigureResult`: the matplotlib
+Figure together with every array it plotted (``.curves``, ``.extra``), so notebooks and tests
+reuse the numbers; ``.save(out_dir, formats)`` writes byte-stable PNG/PDF/SVG files.
+
+1. :func:`plot_band_width` – the headline plot, W(p) = r₊ − r₋ against p.
+2. :func:`plot_ratio_bounds` – r₋(p) and r₊(p) with the simplex limit 1/p.
+3. :func:`plot_probability_variation` – Δπ = p(r − 1) for the Band and fixed clips.
+4. :func:`plot_clipping_regions` – where Band-KL and Clip-Higher zero the gradient.
+5. :func:`plot_solver_ulps`, :func:`plot_convex_agreement` – verification plots.
+
+:func:`paper_figures` builds figures 1–5 with default settings.
+"""
+
+from __future__ import annotations
+
+from bandpo.visualize.bounds import plot_ratio_bounds
+from bandpo.visualize.data import BandCurve, FigureResult, band_curve, baseline_curve
+from bandpo.visualize.regions import plot_clipping_regions
+from bandpo.visualize.style import FORMATS, OKABE_ITO, figure_style, save_figure
+from bandpo.visualize.variation import plot_probability_variation
+from bandpo.visualize.width import plot_band_width
+
+__all__ = [
+    "FORMATS",
+    "OKABE_ITO",
+    "BandCurve",
+    "FigureResult",
+    "band_curve",
+    "baseline_curve",
+    "figure_style",
+    "plot_band_width",
+    "plot_clipping_regions",
+    "plot_probability_variation",
+    "plot_ratio_bounds",
+    "save_figure",
+]
