@@ -178,13 +178,12 @@ def logit_p_axis(ax: Any, p_min: float, p_max: float, axis: str = "x") -> None:
     The logit scale spreads both tails (tail tokens p → 0 and head tokens p → 1) evenly; the
     default tick labels of that scale overlap, so ticks are placed every few decades instead.
     """
-    lo = int(np.floor(np.log10(p_min) + 1e-9))
-    hi = int(np.floor(np.log10(1 - p_max) + 1e-9))
-    step = max(1, int(np.ceil(max(-lo, -hi) / 2)))
-    ticks = [10.0**k for k in range(lo, 0, step) if 10.0**k >= p_min * (1 - 1e-9)]
-    ticks = [t for t in ticks if t <= 0.02] + [0.5]
-    ticks += [1 - 10.0**k for k in range(-2 if step == 1 else -step, hi - 1, -step)]
-    ticks = [t for t in ticks if t <= p_max * (1 + 1e-12)]
+    # decade exponents just inside the limits (2 % slack for values like 9.99999e-13)
+    lo = int(np.ceil(np.log10(p_min) - 0.01))
+    hi = int(np.ceil(np.log10(-np.expm1(np.log(p_max))) - 0.01))
+    ticks = [10.0**k for k in sorted({lo, round(lo / 2)}) if k <= -1]
+    ticks += [0.5] + [1 - 10.0**k for k in sorted({round(hi / 2), hi}, reverse=True) if k <= -1]
+    ticks = [t for t in ticks if p_min * (1 - 1e-9) <= t <= p_max * (1 + 1e-12)]
     getattr(ax, f"set_{axis}scale")("logit")
     getattr(ax, f"set_{axis}lim")(p_min, p_max)
     target = getattr(ax, f"{axis}axis")

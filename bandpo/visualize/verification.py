@@ -1,0 +1,269 @@
+"""Figure 5: verification plots.
+
+* :func:`solver_ulp_errors` / :func:`plot_solver_ulps`: the torch solver's error, in units in the
+  last place of each dtype, against the golden tables (``bandpo/data/golden``: the mpmath
+  oracle at 50 digits, stored to 36 digits, rounded *once* to the dtype), for every tabulated
+  divergence, as a function of p (worst over δ and over both ends).
+* :func:`plot_convex_agreement`: CVXPY over the full simplex (:func:`bandpo.convex_band`)
+  against the 1-D oracle: relative error of each bound against p.
+
+The error of a bound b against its reference b* (both in the dtype) is |b − b*| / ulp(b*),
+with ulp(x) = spacing(max(|x|, tiny)) in the dtype: below the smallest normal number a result
+cannot carry relative accuracy, so it is measured in the spacing of ``tiny`` (the rule of
+:mod:`bandpo.tolerances`).  A correctly rounded solver scores 0 ulp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bandpo.divergences import Divergence
+from bandpo.visualize.data import FigureResult
+from bandpo.visualize.style import REFERENCE_COLOR, divergence_style, figure_style, logit_p_axis
+
+__all__ = [
+    "ConvexPoint",
+    "SolverErrors",
+    "plot_convex_agreement",
+    "plot_solver_ulps",
+    "solver_ulp_errors",
+    "ulp_error",
+]
+
+#: Errors of 0 ulp are drawn at this value on the log axis (stated on the axis label).
+ZERO_ULP_FLOOR = 0.125
+
+
+def ulp_error(got: np.ndarray, ref: np.ndarray, np_dtype: Any) -> np.ndarray:
+    """|got − ref| in ulps of ``ref`` in ``np_dtype`` (0 where both are equal, inf included).
+
+    Args:
+        got, ref: Arrays of the same shape (values representable in ``np_dtype``).
+        np_dtype: numpy float dtype whose ulp is the unit.
+
+    Returns:
+        float64 array; NaN where exactly one of the two is NaN or an infinity differs.
+    """
+    dt = np.dtype(np_dtype)
+    got64 = np.asarray(got, dtype=np.float64)
+    ref64 = np.asarray(ref, dtype=np.float64)
+    tiny = np.finfo(dt).tiny
+    mag = np.maximum(np.abs(ref64), tiny).astype(dt)
+    unit = np.spacing(mag).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(got64 - ref64) / unit
+    same = (got64 == ref64) | (np.isnan(got64) & np.isnan(ref64))
+    return np.where(same, 0.0, err)
+
+
+@dataclass(frozen=True)
+class SolverErrors:
+    """Per-point errors of a solver against one golden table in one dtype.
+
+    Attributes:
+        divergence: The tabulated divergence.
+        dtype: torch dtype of the input and output.
+        log_p, delta: The golden grid (float64).
+        lower_ulp, upper_ulp: Error of each end in ulps of ``dtype`` (see :func:`ulp_error`).
+    """
+
+    divergence: Divergence
+    dtype: Any
+    log_p: np.ndarray
+    delta: np.ndarray
+    lower_ulp: np.ndarray
+    upper_ulp: np.ndarray
+
+    @property
+    def worst_ulp(self) -> float:
+        """Largest error over the table, both ends."""
+        return float(np.nanmax(np.maximum(self.lower_ulp, self.upper_ulp)))
+
+    def worst_per_p(self) -> tuple[np.ndarray, np.ndarray]:
+        """(unique log p, worst error over δ and both ends at that log p)."""
+        keys, inv = np.unique(self.log_p, return_inverse=True)
+        worst = np.zeros(len(keys))
+        np.maximum.at(worst, inv, np.fmax(self.lower_ulp, self.upper_ulp))
+        return keys, worst
+
+
+def solver_ulp_errors(
+    solver: Callable[..., Any] | None = None,
+    divergences: Iterable[Divergence] | None = None,
+    dtypes: Sequence[Any] | None = None,
+) -> list[SolverErrors]:
+    """Run ``solver`` on every golden table in every dtype and measure its error in ulps.
+
+    Args:
+        solver: ``fn(old_log_prob, delta, divergence) -> (lower, upper)`` on torch tensors
+            (default :func:`bandpo.band_bounds`); called once per (table, δ, dtype).
+        divergences: Tabulated divergences (default :func:`bandpo.golden.golden_divergences`).
+        dtypes: torch dtypes (default float64 and float32).
+
+    Returns:
+        One :class:`SolverErrors` per (divergence, dtype).
+    """
+    import torch
+
+    from bandpo.golden import golden_divergences, load_golden
+
+    if solver is None:
+        from bandpo.solvers.band import band_bounds as solver
+    divs = list(golden_divergences() if divergences is None else divergences)
+    dtypes = (torch.float64, torch.float32) if dtypes is None else tuple(dtypes)
+    out = []
+    for div in divs:
+        table = load_golden(div)
+        for dtype in dtypes:
+            np_dtype = np.dtype(str(dtype).replace("torch.", ""))
+            ref_lo, ref_up = table.reference(dtype)
+            got_lo = np.empty(len(table), dtype=np_dtype)
+            got_up = np.empty(len(table), dtype=np_dtype)
+            for delta in np.unique(table.delta):
+                rows = table.delta == delta
+                x = torch.from_numpy(table.log_p[rows].astype(np_dtype))
+                lo, up = solver(x, float(delta), div)
+                got_lo[rows] = np.asarray(torch.as_tensor(lo).to(dtype), dtype=np_dtype)
+                got_up[rows] = np.asarray(torch.as_tensor(up).to(dtype), dtype=np_dtype)
+            out.append(
+                SolverErrors(
+                    divergence=div,
+                    dtype=dtype,
+                    log_p=table.log_p,
+                    delta=table.delta,
+                    lower_ulp=ulp_error(got_lo, ref_lo, np_dtype),
+                    upper_ulp=ulp_error(got_up, ref_up, np_dtype),
+                )
+            )
+    return out
+
+
+def plot_solver_ulps(errors: Sequence[SolverErrors] | None = None) -> FigureResult:
+    """Plot the worst error (over δ and both ends) in ulps against p, one panel per dtype.
+
+    Args:
+        errors: Output of :func:`solver_ulp_errors` (computed for :func:`bandpo.band_bounds`
+            when omitted).
+
+    Returns:
+        A :class:`~bandpo.visualize.data.FigureResult` named ``"solver_ulps"``.  ``extra`` holds,
+        per ``"<divergence key>/<dtype>"``, the plotted p and the worst error per p (``"/p"`` and
+        ``"/worst_ulp"`` suffixes).  The p = 1 rows of the tables are checked but not drawn (a
+        logit axis cannot show p = 1).
+    """
+    import matplotlib.pyplot as plt
+
+    from bandpo.tolerances import tolerance_for
+
+    errors = list(solver_ulp_errors() if errors is None else errors)
+    dtypes = list(dict.fromkeys(e.dtype for e in errors))
+    extra: dict[str, np.ndarray] = {}
+    with figure_style():
+        fig, axes = plt.subplots(1, len(dtypes), figsize=(4.3 * len(dtypes), 3.6), squeeze=False)
+        axes = axes[0]
+        for ax, dtype in zip(axes, dtypes, strict=True):
+            tol = tolerance_for(dtype)
+            p_min, p_max = 1.0, 0.0
+            top = tol.ulp
+            for e in (e for e in errors if e.dtype == dtype):
+                log_p, worst = e.worst_per_p()
+                keep = log_p < 0
+                p, worst = np.exp(log_p[keep]), worst[keep]
+                key = f"{e.divergence.key}/{str(dtype).replace('torch.', '')}"
+                extra[key + "/p"], extra[key + "/worst_ulp"] = p, worst
+                style = divergence_style(e.divergence)
+                if e.divergence.params:
+                    style["label"] = e.divergence.label
+                ax.plot(p, np.maximum(worst, ZERO_ULP_FLOOR), marker=".", ms=3, lw=0.9, **style)
+                p_min, p_max = min(p_min, p.min()), max(p_max, p.max())
+                top = max(top, float(np.nanmax(worst)))
+            ax.axhline(tol.ulp, color=REFERENCE_COLOR, lw=1.5, ls="--")
+            ax.text(
+                1.5 * p_min,
+                tol.ulp * 1.25,
+                f"bar: {tol.ulp:.3g} ulp",
+                fontsize=7.5,
+                color="#444444",
+            )
+            logit_p_axis(ax, p_min, p_max)
+            ax.set_yscale("log")
+            ax.set_ylim(ZERO_ULP_FLOOR / 1.5, top * 6)
+            name = str(dtype).replace("torch.", "")
+            ax.set_title(f"{name}: error against the golden tables")
+            ax.set_xlabel(r"old probability $p$")
+            ax.set_ylabel(f"worst error (ulp of {name}; 0 drawn at 1/8)")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=6, bbox_to_anchor=(0.5, -0.01))
+        fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(labels) - 1) // 6), 1, 1))
+    return FigureResult(name="solver_ulps", figure=fig, curves=(), extra=extra)
+
+
+@dataclass(frozen=True)
+class ConvexPoint:
+    """One CVXPY-versus-oracle comparison.
+
+    Attributes:
+        divergence: Divergence key.
+        p: Probability of the action under q.
+        lower_rel, upper_rel: Relative error of each bound against the oracle (absolute error for
+            bounds below 1e-3, the rule of issue #5's bar).
+    """
+
+    divergence: str
+    p: float
+    lower_rel: float
+    upper_rel: float
+
+
+def plot_convex_agreement(points: Sequence[ConvexPoint], bar: float = 1e-6) -> FigureResult:
+    """Plot CVXPY's error against the oracle, both ends, against p (log–log).
+
+    Args:
+        points: Comparisons (built by :mod:`bandpo.verification` from ``verify_reduction``).
+        bar: The agreement bar drawn as a line.
+
+    Returns:
+        A :class:`~bandpo.visualize.data.FigureResult` named ``"convex_agreement"``; ``extra``
+        holds ``p``, ``lower_rel`` and ``upper_rel`` per ``"<divergence>/"`` prefix.
+    """
+    import matplotlib.pyplot as plt
+
+    from bandpo.divergences import DIVERGENCES, resolve_divergence
+
+    extra: dict[str, np.ndarray] = {}
+    floor = 1e-16
+    with figure_style():
+        fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.6), sharey=True)
+        names = list(dict.fromkeys(pt.divergence for pt in points))
+        for name in names:
+            pts = [pt for pt in points if pt.divergence == name]
+            base = name.split("_")[0] if name not in DIVERGENCES else name
+            try:
+                div = resolve_divergence(name) if name in DIVERGENCES else None
+            except ValueError:
+                div = None
+            style = divergence_style(div) if div is not None else {"label": name}
+            if div is None and base == "alpha":
+                style = divergence_style(resolve_divergence("alpha", alpha=float(name[6:])))
+            p = np.array([pt.p for pt in pts])
+            lo = np.array([pt.lower_rel for pt in pts])
+            up = np.array([pt.upper_rel for pt in pts])
+            extra[f"{name}/p"], extra[f"{name}/lower_rel"], extra[f"{name}/upper_rel"] = p, lo, up
+            style = {**style, "linestyle": "none", "marker": "o", "ms": 3.5}
+            axes[0].plot(p, np.maximum(lo, floor), **style)
+            axes[1].plot(p, np.maximum(up, floor), **{**style, "label": None})
+        for ax, end in zip(axes, ("lower", "upper"), strict=True):
+            ax.axhline(bar, color=REFERENCE_COLOR, lw=1.5, ls="--")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(r"$p = q(a)$")
+            ax.set_title(f"CVXPY vs oracle: {end} bound")
+        axes[0].set_ylabel(f"relative error (bar {bar:g} dashed; 0 drawn at {floor:g})")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=6, bbox_to_anchor=(0.5, -0.01))
+        fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(labels) - 1) // 6), 1, 1))
+    return FigureResult(name="convex_agreement", figure=fig, curves=(), extra=extra)
