@@ -308,7 +308,13 @@ def _torch_check(div: Divergence, dtype_name: str, ulps: dict[str, Any]) -> Call
                 0.0,
                 {"worst_ulp": worst, "bar_ulp": bar},
             )
-        report = check_solver(band_bounds, divergence=div, delta=_golden_deltas(), dtypes=(dtype,))
+        report = check_solver(
+            band_bounds,
+            divergence=div.name,
+            delta=_golden_deltas(),
+            dtypes=(dtype,),
+            **dict(div.params),
+        )
         details = report.to_dict() if hasattr(report, "to_dict") else {}
         summary = f"check_solver {'clean' if report.passed else 'found errors'}; "
         summary += f"worst {worst:.3g} ulp over the golden grid"

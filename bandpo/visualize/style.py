@@ -110,7 +110,8 @@ def divergence_style(div: Divergence) -> dict[str, Any]:
         # A non-default parameter (alpha at α = -1 or 2, say): shift by a stable function of
         # the value so that it differs from the default entry and from the plain names.
         value = next(iter(div.params.values()))
-        index += len(names) * (1 + round(abs(value) * 2) % 3)
+        free = len(OKABE_ITO) * len(_LINESTYLES) - len(names)
+        index = len(names) + round(abs(value) * 4) % free
     color = OKABE_ITO[index % len(OKABE_ITO)]
     linestyle = _LINESTYLES[(index // len(OKABE_ITO)) % len(_LINESTYLES)]
     return {"color": color, "linestyle": linestyle, "label": div.label}
