@@ -183,6 +183,14 @@ def _oracle_reference(
 ) -> tuple[float, float, bool, bool]:
     div = _DIV_BY_KEY[key]
     pm = _exact_p(p) if is_log else mpmath.mpf(p)
+    if pm < 1:
+        # When the lower root lies below half the smallest subnormal it rounds to 0 in the
+        # dtype; one evaluation of g decides that (g decreases on [0, 1]), and bracketing the
+        # upper root directly is then far cheaper than resolving a root like 10^(-10^28).
+        info = torch.finfo(dtype)
+        half_sub = mpmath.mpf(info.tiny) * mpmath.mpf(info.eps) / 2
+        if oracle_g(pm, half_sub, div, dps=30) < delta:
+            return _bracketed_reference(div, pm, delta, dtype)
     try:
         d = oracle_band_detail(pm, delta, div, dps=30)
         return (
