@@ -373,20 +373,33 @@ class SolverReport:
                 )
             out.append(t)
 
+        # one row per check, one status column per dtype; the detail of the first dtype
+        # where the check did not pass (or of the first dtype when it passed everywhere)
         t = Table(title="checks", box=box.SIMPLE_HEAD, title_justify="left")
         t.add_column("check")
-        t.add_column("dtype")
-        t.add_column("status")
-        t.add_column("failed/checked", justify="right")
+        dts = [d for d in self.dtypes if any(c.dtype == d for c in self.checks)]
+        for d in dts:
+            t.add_column(d)
         t.add_column("detail", overflow="fold")
-        for c in self.checks:
-            t.add_row(
-                Text(c.title),
-                c.dtype,
-                Text(_STATUS_MARK[c.status], style=_STATUS_STYLE[c.status]),
-                f"{c.n_failed}/{c.n_checked}" if c.n_checked else "",
-                Text(c.detail),
-            )
+        names = list(dict.fromkeys(c.name for c in self.checks))
+        for name in names:
+            rows = {c.dtype: c for c in self.checks if c.name == name}
+            cells = []
+            for d in dts:
+                c = rows.get(d)
+                if c is None:
+                    cells.append(Text(""))
+                    continue
+                mark = _STATUS_MARK[c.status]
+                if c.status in (FAIL, WARN) and c.n_checked:
+                    mark += f" {c.n_failed}/{c.n_checked}"
+                cells.append(Text(mark, style=_STATUS_STYLE[c.status]))
+            bad = [c for c in rows.values() if c.status not in (PASS, INFO)]
+            first = bad[0] if bad else next(iter(rows.values()))
+            detail = first.detail
+            if bad and len(dts) > 1 and detail:
+                detail = f"{first.dtype}: {detail}"
+            t.add_row(Text(first.title), *cells, Text(detail))
         out.append(t)
 
         if self.worst:

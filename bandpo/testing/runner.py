@@ -142,7 +142,9 @@ def _accuracy_check(cases: CaseSet, err: EndErrors, got_lo, got_up, dt: str) -> 
     detail = (
         f"over the bar in: {', '.join(REGIONS[k].label for k in regs)}; worst {end} at "
         f"p={fmt_p(cases.p[i], cases.log_p[i])}, δ={cases.delta[i]:g}: {fmt_val(got)} vs "
-        f"{fmt_val(exp)} (rel {fmt_err(None if math.isnan(rel) else rel)})"
+        f"{fmt_val(exp)} ("
+        + (f"abs {fmt_err(float(abs(got - exp)))}" if math.isnan(rel) else f"rel {fmt_err(rel)}")
+        + ")"
     )
     res = CheckResult("accuracy", "accuracy vs reference", dt, FAIL, n, int(fail.sum()), detail)
     res.counts = {REGIONS[k].key: int((fail & (cases.region == k)).sum()) for k in regs}
