@@ -332,3 +332,10 @@ def test_report_renders_and_serialises():
     text = str(report)
     assert "accuracy, float32" in text and "elements/s" in text and "PASS" in text
     assert "SolverReport" in repr(report)
+
+
+@pytest.mark.gpu
+def test_cuda_inputs_and_speed_run_on_the_device():
+    report = check_solver(tv_band, "tv", 0.05, device="cuda", speed_n=2**16)
+    assert report.passed, report.render()
+    assert report.device.startswith("cuda") and report.speed[0].device.startswith("cuda")
