@@ -141,7 +141,7 @@ def test_ratio_bounds_plots_solver_output():
     for name in ("kl", "hellinger"):
         lo, up = _solver(GRID, 0.1, name)
         label = get_divergence(name).label
-        np.testing.assert_array_equal(_line(ax_up, label).get_ydata(), up)
+        np.testing.assert_array_equal(_line(ax_up, label).get_ydata(), up - 1)
         lines_lo = [ln for ln in ax_lo.get_lines() if np.array_equal(ln.get_ydata(), lo)]
         assert len(lines_lo) == 1
     assert np.all(res.curve("hellinger").upper <= res.extra["simplex_upper"] * (1 + 1e-15))
