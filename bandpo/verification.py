@@ -313,6 +313,9 @@ def _torch_check(div: Divergence, dtype_name: str, ulps: dict[str, Any]) -> Call
             divergence=div.name,
             delta=_golden_deltas(),
             dtypes=(dtype,),
+            # accuracy, invariants and end cases only: throughput is `bandpo bench`'s job, and
+            # timing loops would dominate the verify budget
+            speed_n=None,
             **dict(div.params),
         )
         details = report.to_dict() if hasattr(report, "to_dict") else {}
