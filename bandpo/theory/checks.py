@@ -55,8 +55,8 @@ _WORK_DPS = 80
 #: A residual (relative to its scale) must be below this to pass at 50 digits.
 NUMERIC_TOL = mpmath.mpf(10) ** -45
 
-#: Seconds allowed to each symbolic rewrite before falling back to the numerical stage.
-SYMBOLIC_STEP_SECONDS = 4.0
+#: Seconds allowed to the symbolic stage of one claim before falling back to the numerical one.
+SYMBOLIC_STEP_SECONDS = 3.0
 # simplify() is only tried on residuals smaller than this (count_ops): it can run for minutes.
 _SIMPLIFY_MAX_OPS = 250
 
@@ -141,7 +141,7 @@ def symbolic_zero(
 
     Args:
         expr: The residual.
-        seconds: Time limit of each rewrite.
+        seconds: Wall-clock budget of all rewrites together.
         domain: Further (label, substitution) pairs that encode a restriction of the domain the
             claim is made on (e.g. δ = 2/(1 + e), e > 0, for 0 < δ < 2); tried after the plain
             residual and after p = 1/(1 + k).
@@ -158,12 +158,16 @@ def symbolic_zero(
         candidates.append((" with p = 1/(1+k), k > 0", expr.subs(P, 1 / (1 + K))))
     for label, sub in domain:
         candidates.append((f" with {label}", expr.subs(sub)))
+    deadline = time.perf_counter() + seconds
     for suffix, e in candidates:
         for label, fn in _rewrites():
             if label == "simplify" and sp.count_ops(e) > _SIMPLIFY_MAX_OPS:
                 continue
+            left = deadline - time.perf_counter()
+            if left <= 0.05:
+                return None
             try:
-                with time_limit(seconds):
+                with time_limit(left):
                     out = fn(e)
             except SymbolicTimeout:
                 continue

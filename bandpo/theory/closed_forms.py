@@ -31,7 +31,7 @@ __all__ = ["ClosedForm", "End", "closed_forms"]
 End = Literal["lower", "upper"]
 
 #: Seconds allowed to one ``sympy.solve`` call.
-SOLVE_SECONDS = 6.0
+SOLVE_SECONDS = 2.5
 
 _A = sp.Symbol("a", positive=True)  # a = r^(1/n) when g_f holds r under an n-th root
 # probe points p of the selection (δ is then chosen inside the unsaturated region)
@@ -76,7 +76,7 @@ def _solve(gside: sp.Expr) -> tuple[list[sp.Expr], int, str]:
     var, eq = (R, gside) if n == 1 else (_A, gside.subs(R, _A**n))
     try:
         with time_limit(SOLVE_SECONDS):
-            sols = sp.solve(sp.Eq(eq, DELTA), var)
+            sols = sp.solve(sp.Eq(eq, DELTA), var, simplify=False, check=False)
     except SymbolicTimeout:
         return [], n, f"solve() found no solution within {SOLVE_SECONDS:g} s"
     except NotImplementedError as err:

@@ -11,7 +11,7 @@ import sympy as sp
 from bandpo.theory.checks import SymbolicTimeout, time_limit
 from bandpo.theory.symbols import P
 
-__all__ = ["factor_radicands", "merge_sqrt", "nice"]
+__all__ = ["factor_radicands", "merge_sqrt", "nice", "transcendental_generators"]
 
 _Q = sp.Symbol("q", positive=True)  # q = 1 − p, so that results print as (1 − p)
 
@@ -55,7 +55,7 @@ def _score(e: sp.Expr) -> tuple[int, int]:
     return (sp.count_ops(e), len(str(e)))
 
 
-def nice(e: sp.Expr, *, seconds: float = 2.0, around_one: bool = False) -> sp.Expr:
+def nice(e: sp.Expr, *, seconds: float = 1.0, around_one: bool = False) -> sp.Expr:
     """The shortest of a few equivalent forms of ``e`` (by operation count, then length).
 
     Args:
@@ -77,7 +77,7 @@ def nice(e: sp.Expr, *, seconds: float = 2.0, around_one: bool = False) -> sp.Ex
             cands.append(out)
 
     attempt(lambda: sp.factor(e))
-    if sp.count_ops(e) < 120:
+    if sp.count_ops(e) < 60:
         attempt(lambda: sp.simplify(e))
     attempt(lambda: merge_sqrt(sp.factor(e)))
     if e.has(P):
@@ -96,3 +96,16 @@ def nice(e: sp.Expr, *, seconds: float = 2.0, around_one: bool = False) -> sp.Ex
         if _score(shaped)[0] <= _score(best)[0] + 1:
             return shaped
     return best
+
+
+def transcendental_generators(expr: sp.Expr, var: sp.Symbol) -> set[sp.Expr]:
+    """The log/exp terms of ``expr`` (logs expanded) whose argument depends on ``var``.
+
+    Two or more of them (``log(r)`` and ``log(1 − p·r)``) make ``expr = δ`` neither algebraic
+    nor of the Lambert-W type a·x + b·log(x) = c, so ``solve`` cannot succeed there; callers
+    skip the (slow) attempt and say so.
+    """
+    e = sp.expand_log(expr, force=True)
+    return {a for a in e.atoms(sp.log, sp.exp) if a.has(var)} | {
+        a for a in e.atoms(sp.Pow) if a.exp.has(var)
+    }

@@ -34,7 +34,7 @@ from bandpo.theory.checks import (
     time_limit,
 )
 from bandpo.theory.closed_forms import ClosedForm
-from bandpo.theory.forms import nice
+from bandpo.theory.forms import nice, transcendental_generators
 from bandpo.theory.g import g_functions
 from bandpo.theory.symbols import DELTA, M, P, R
 from bandpo.theory.thresholds import Threshold
@@ -86,9 +86,11 @@ def _limit(e: sp.Expr, var: sp.Symbol, point, direction: str) -> sp.Expr | None:
 
 def _solve_unit(eq: sp.Expr, var: sp.Symbol, d_cap: sp.Expr) -> sp.Expr | None:
     """The root in (0, 1) of eq(var, δ) = 0 for δ below ``d_cap``, in closed form, or None."""
+    if len(transcendental_generators(eq, var)) > 1:
+        return None  # mixes several log terms in var: no elementary root (solve not attempted)
     try:
-        with time_limit(3.0):
-            sols = sp.solve(eq, var)
+        with time_limit(2.0):
+            sols = sp.solve(eq, var, simplify=False, check=False)
     except (SymbolicTimeout, NotImplementedError):
         return None
     probes = [mpmath.mpf(d) for d in ("0.01", "0.2")]
