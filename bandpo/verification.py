@@ -319,8 +319,13 @@ def _torch_check(div: Divergence, dtype_name: str, ulps: dict[str, Any]) -> Call
             **dict(div.params),
         )
         details = report.to_dict() if hasattr(report, "to_dict") else {}
-        summary = f"check_solver {'clean' if report.passed else 'found errors'}; "
-        summary += f"worst {worst:.3g} ulp over the golden grid"
+        rel = report.max_rel_error(dtype_name)
+        summary = f"max rel. error {rel:.2g}, worst {worst:.3g} ulp"
+        if not report.passed:
+            failed = sorted({c.name for c in report.failures})
+            summary += "; failed: " + ", ".join(failed)
+            if report.codes:
+                summary += " (" + ", ".join(sorted(report.codes)) + ")"
         return CheckResult("torch", name, bool(report.passed), summary, 0.0, _jsonable(details))
 
     return run
@@ -444,7 +449,14 @@ def _figure_tasks(out_dir: Path, store: dict[str, Any], written: list[str]) -> l
                 names.append(str(p.relative_to(out_dir)))
             _close(res.figure)
         written.extend(names)
-        return CheckResult("figures", "paper figures", True, ", ".join(names), 0.0)
+        return CheckResult(
+            "figures",
+            "paper figures",
+            True,
+            f"{len(names)} PNGs in figures/",
+            0.0,
+            {"files": names},
+        )
 
     def verification() -> CheckResult:
         from bandpo.visualize.verification import plot_convex_agreement, plot_solver_ulps
@@ -459,9 +471,8 @@ def _figure_tasks(out_dir: Path, store: dict[str, Any], written: list[str]) -> l
             names += [str(p.relative_to(out_dir)) for p in res.save(out_dir / "figures")]
             _close(res.figure)
         written.extend(names)
-        return CheckResult(
-            "figures", "verification figures", True, ", ".join(names) or "no data", 0.0
-        )
+        summary = ", ".join(Path(n).name for n in names) or "no data to plot"
+        return CheckResult("figures", "verification figures", True, summary, 0.0, {"files": names})
 
     return [
         _Task("figures", "paper figures", paper),

@@ -56,7 +56,8 @@ def verify(
         raise typer.BadParameter("must be >= 2", param_hint="--vocab-size")
     config = VerifyConfig(full=full, vocab_size=vocab_size, figures=figures)
     report = run_verification(out, config, divergences=divs, progress=progress)
-    console.print(report.rich_table())
+    # the summary column needs room: do not fold it into 80 columns when piped
+    Console(width=max(console.width, 150)).print(report.rich_table())
     console.print(
         f"{'PASSED' if report.passed else 'FAILED'}: {len(report.results)} checks, "
         f"{report.n_failed} failed, {report.seconds:.1f} s; report: {out / 'report.md'}"
