@@ -16,23 +16,51 @@ reuse the numbers; ``.save(out_dir, formats)`` writes byte-stable PNG/PDF/SVG fi
 from __future__ import annotations
 
 from bandpo.visualize.bounds import plot_ratio_bounds
-from bandpo.visualize.data import BandCurve, FigureResult, band_curve, baseline_curve
+from bandpo.visualize.data import (
+    BandCurve,
+    FigureResult,
+    band_curve,
+    baseline_curve,
+    logit_log_p_grid,
+    tail_log_p_grid,
+)
 from bandpo.visualize.regions import plot_clipping_regions
-from bandpo.visualize.style import FORMATS, OKABE_ITO, figure_style, save_figure
+from bandpo.visualize.style import (
+    BASELINE_STYLE,
+    FORMATS,
+    OKABE_ITO,
+    divergence_style,
+    figure_style,
+    logit_p_axis,
+    save_figure,
+)
 from bandpo.visualize.variation import plot_probability_variation
+from bandpo.visualize.verification import (
+    plot_convex_agreement,
+    plot_solver_ulps,
+    solver_ulp_errors,
+)
 from bandpo.visualize.width import plot_band_width
 
 __all__ = [
+    "BASELINE_STYLE",
     "FORMATS",
     "OKABE_ITO",
     "BandCurve",
     "FigureResult",
     "band_curve",
     "baseline_curve",
+    "divergence_style",
     "figure_style",
+    "logit_log_p_grid",
+    "logit_p_axis",
     "plot_band_width",
     "plot_clipping_regions",
+    "plot_convex_agreement",
     "plot_probability_variation",
     "plot_ratio_bounds",
+    "plot_solver_ulps",
     "save_figure",
+    "solver_ulp_errors",
+    "tail_log_p_grid",
 ]
