@@ -115,6 +115,44 @@ def test_grpo_steps_with_the_band_loss(tmp_path):
     changed = [k for k, v in model.named_parameters() if not torch.equal(before[k], v.detach())]
     assert len(changed) == len(before)
 
+    # The trainer's loss is band_policy_loss on the model's own per-token log-probabilities,
+    # with TRL's "grpo" normalisation (seq-mean-token-mean), on a hand-made batch with padding.
+    from bandpo import band_policy_loss
+
+    g = torch.Generator().manual_seed(5)
+    prompt_ids = torch.randint(3, len(tokenizer), (4, 3), generator=g)
+    completion_ids = torch.randint(3, len(tokenizer), (4, 5), generator=g)
+    completion_mask = torch.ones(4, 5, dtype=torch.long)
+    completion_mask[1, 3:] = 0
+    completion_mask[3, 1:] = 0
+    with torch.no_grad():
+        logits = model(torch.cat([prompt_ids, completion_ids], 1)).logits[:, 2:-1]
+        logps = torch.log_softmax(logits.float(), -1).gather(-1, completion_ids[..., None])[..., 0]
+    old = logps + 0.4 * torch.randn(logps.shape, generator=g)  # the policy moved since sampling
+    old = torch.where(completion_mask.bool(), old.clamp(max=0), float("nan"))  # NaN at padding
+    advantages = torch.tensor([1.5, -0.7, 0.2, -2.0])
+    inputs = {
+        "prompt_ids": prompt_ids,
+        "prompt_mask": torch.ones_like(prompt_ids),
+        "completion_ids": completion_ids,
+        "completion_mask": completion_mask,
+        "advantages": advantages,
+        "old_per_token_logps": old,
+    }
+    model.eval()  # eval mode: no gradient-accumulation scaling
+    got = trainer._compute_loss(model, inputs)
+    want, _ = band_policy_loss(
+        old,
+        logps,
+        advantages[:, None].expand_as(logps),
+        completion_mask,
+        loss_agg_mode="seq-mean-token-mean",
+    )
+    assert torch.isfinite(got)
+    got, want = float(got.detach()), float(want)
+    print(f"trainer loss {got:.6f}, band_policy_loss {want:.6f}")
+    assert abs(got - want) <= 1e-5 * max(1.0, abs(want))
+
 
 def test_band_loss_config_is_validated():
     pytest.importorskip("trl")
