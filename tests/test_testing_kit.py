@@ -297,6 +297,14 @@ def test_custom_grid_uses_oracle_references():
         check_solver(tv_band, "tv", 0.05, grid=[0.5], **FAST)
 
 
+def test_delta_off_the_golden_grid_takes_oracle_references():
+    report = check_solver(tv_band, "tv", 0.07, extremes=False, **FAST)
+    assert report.passed, report.render()
+    assert "oracle_band at the exact input value" in report.grid
+    # the threshold p = δ of tv's lower saturation moves with δ: saturation was checked there
+    assert report.check("saturation", "float64")[0].n_checked > 0
+
+
 def test_solver_that_raises_is_reported_not_crashed():
     def broken(old_log_prob, delta):
         raise ZeroDivisionError("bad")

@@ -446,8 +446,11 @@ def build_cases(
             n_oracle += 1
             lo, up, ls, us = oracle_reference(div, float(x[i]), float(delta[i]), dtype, is_log)
             lower_ref[i], upper_ref[i], lower_sat[i], upper_sat[i] = lo, up, ls, us
-    if use_golden and n_oracle:
+    n_golden = n - n_oracle - int((~np.isfinite(log_p)).sum())
+    if n_golden and n_oracle:
         source = "golden+oracle"
+    elif n_oracle:
+        source = "oracle"
 
     p_exact = []
     p64 = np.empty(n)
