@@ -58,7 +58,7 @@ NUMERIC_TOL = mpmath.mpf(10) ** -45
 #: Seconds allowed to the symbolic stage of one claim before falling back to the numerical one.
 SYMBOLIC_STEP_SECONDS = 3.0
 # simplify() is only tried on residuals smaller than this (count_ops): it can run for minutes.
-_SIMPLIFY_MAX_OPS = 250
+_SIMPLIFY_MAX_OPS = 120
 
 
 @dataclass(frozen=True)
