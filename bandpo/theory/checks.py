@@ -246,7 +246,7 @@ def check_zero(
     ok_num = worst is not None and worst <= NUMERIC_TOL
     if how is not None and (worst is None or ok_num):
         status: Status = "proved"
-        method = how + (f"; 50-digit residual ≤ {_as_float(worst):.0e}" if ok_num else "")
+        method = how + ("; confirmed at 50 digits" if ok_num else "")
     elif how is not None:
         status, method = "failed", f"{how}, but the 50-digit residual is {_as_float(worst):.1e}"
     elif ok_num:

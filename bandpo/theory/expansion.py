@@ -115,7 +115,13 @@ def expansion(
             )
         dist = sp.sqrt(2 * DELTA * (1 - P) / (f2 * P))
         approx_lo, approx_up = 1 - dist, 1 + dist
-        exp = Expansion(2, f2, (sp.S.Zero, sp.S.Zero, nice(want)), approx_lo, approx_up)
+        exp = Expansion(
+            2,
+            f2,
+            (sp.S.Zero, sp.S.Zero, nice(want)),
+            nice(approx_lo, around_one=True),
+            nice(approx_up, around_one=True),
+        )
         _ = x
         ends = ((lower, approx_lo), (upper, approx_up))
     # compare with the closed forms (symbolic limit) or the oracle (numerical)
