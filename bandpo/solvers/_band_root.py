@@ -1,0 +1,237 @@
+"""The generic Band root finder in torch (float64 working precision), for any registered f.
+
+Both band ends are the same problem by the mirror identity (THEORY.md §4): with masses a + b = 1,
+
+    G_{a,b}(v) = a·f(v) + b·f(w),      w = 1 − (a/b)·(v − 1) = 1 − (a/b)·expm1(ln v),
+
+G is convex, decreasing on v ∈ [0, 1] and G(1) = 0.  The lower end is r₋ = v* for (a, b) = (p, q),
+the upper end r₊ = w(v*) for (a, b) = (q, p), where q = 1 − p = −expm1(log p) and v* solves
+G(v*) = δ.  The end saturates (r₋ = 0, r₊ = 1/p) when G(0⁺) = a·f(0⁺) + b·f(1/b) ≤ δ.
+
+The root is found in y = ln(−ln v) (so x = ln v = −e^y) by Newton's method on
+F(y) = ln G − ln δ.  In that variable F is close to linear in every regime bandpo meets:
+G ≈ ½f″(1)(a/b)x² near v = 1 (small δ), G ≈ −a·c·x for a logarithmic singularity of f at 0
+(``kl``, ``jeffreys``), so each Newton step is nearly exact.  A bracket [y_lo, y_hi] is kept
+with ``torch.where`` and any step that leaves it (or is NaN) is replaced by bisection, so the
+iteration cannot diverge; the iteration count is fixed, so there is no host synchronisation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sympy as sp
+import torch
+
+from bandpo.divergences import Divergence, U
+
+__all__ = ["Consts", "band_float64", "consts_of", "end_root"]
+
+#: Newton iterations of the generic root finder (each one evaluates f and f′ twice).
+N_ITER = 12
+
+# Bracket of y = ln(−ln v): v = exp(−e^{6.6138}) = exp(−745.2) is 0 in float64 and
+# v = exp(−e^{−800}) rounds to 1.
+_Y_LO = -800.0
+_Y_HI = 7.5  # v = exp(−1808): bisection toward it crosses the float64 underflow (−745) fast
+
+
+@dataclass(frozen=True)
+class Consts:
+    """Numbers the solver takes from the registry entry (as Python floats, ±inf allowed)."""
+
+    f0: float  # f(0⁺)
+    f2: float  # f″(1) (nan at a kink, e.g. tv)
+    slope: float  # f′(∞) = lim f(u)/u
+    kind: str  # behaviour of f at 0: "finite" f(0⁺), "log" (f ~ −c ln u) or "power" (f ~ c u^−k)
+    m: float  # for "finite": f(u) − f(0⁺) ~ −c·u^m as u → 0 (m = lim u f′/(f − f(0⁺)))
+
+
+def _to_float(v: sp.Expr) -> float:
+    if v in (sp.oo, sp.zoo):
+        return math.inf
+    if v == -sp.oo:
+        return -math.inf
+    if v is sp.nan:
+        return math.nan
+    return float(sp.N(v, 30))
+
+
+@lru_cache(maxsize=256)
+def _consts_cached(name: str, params: tuple) -> Consts:
+    from bandpo.divergences import get_divergence
+
+    div = get_divergence(name, **dict(params))
+    f0 = _to_float(div.f_at_zero)
+    m = 1.0
+    if math.isfinite(f0):
+        kind = "finite"
+        m_expr = sp.limit(U * div.df / (div.f - div.f_at_zero), U, 0, "+")
+        if m_expr.is_finite and m_expr.is_positive:
+            m = float(m_expr)
+    else:
+        # f ~ −c·ln u (c finite) or a faster, power-law blow-up
+        ratio = sp.limit(div.f / (-sp.log(U)), U, 0, "+")
+        kind = "log" if ratio.is_finite else "power"
+    return Consts(f0, _to_float(div.f2_at_one), _to_float(div.slope_at_infinity), kind, m)
+
+
+def consts_of(div: Divergence) -> Consts:
+    """The registry's f(0⁺), f″(1) and f′(∞) of ``div`` as floats (cached per name/params)."""
+    return _consts_cached(div.name, tuple(sorted(div.params.items())))
+
+
+def _g_and_slope(div: Divergence, a, b, ratio, x):
+    """G(e^x) and dG/dx for the masses (a, b); ratio = a/b.
+
+    x is evaluated no lower than −740, where e^x is still a normal-range float64 number: below
+    that v would underflow to 0 and f(0) = +inf would hide a root beyond the float64 range.
+    """
+    x = torch.clamp(x, min=-740.0)
+    v = torch.exp(x)
+    w = 1 - ratio * torch.expm1(x)
+    g = a * div.f_torch(v) + b * div.f_torch(w)
+    dg = a * v * (div.df_torch(v) - div.df_torch(w))
+    return g, dg
+
+
+def _step(kind: str, m: float, y, x, g, dg, fy, delta, y_lo, y_hi):
+    """One safeguarded Newton step from y = ln(−x), x = ln v, for F(y) = ln G − ln δ.
+
+    The variable in which G is nearly linear depends on the regime, and the registry's f says
+    which regimes occur (:attr:`Consts.kind`):
+
+    * near v = 1 (G ≈ c·x², every f) and for a logarithmic singularity f(v) ~ −c·ln v at 0
+      (``"log"``: G ≈ −a·c·x): Newton in y on F is exact to leading order;
+    * a power singularity f(v) ~ c·v^{−k} (``"power"``): for v < 1/e, ln G ≈ const − k·x, so
+      Newton in x on F;
+    * a finite f(0⁺) (``"finite"``) with f(v) − f(0⁺) ~ −c·v^m: for v < 1/2, G(0⁺) − G is
+      close to proportional to v^m, so Newton in z = v^m on G.
+
+    A step that leaves the bracket [y_lo, y_hi], or is NaN, is replaced by bisection in y.
+    """
+    dfy = dg * x / g
+    y_new = y - fy / dfy  # Newton in y
+    if kind == "power":
+        # Newton in x: x·(1 − τ), τ = F/F_y (written in y so that a zero step keeps y exactly)
+        y_new = torch.where(x < -1, y + torch.log1p(-fy / dfy), y_new)
+    elif kind == "finite":
+        # Newton in z = v^m: z·(1 − m(G − δ)/(dG/dx)), i.e. x + log1p(−m(G − δ)/(dG/dx))/m
+        step_x = torch.log1p(-m * (g - delta) / dg) / m
+        y_new = torch.where(x < -0.6931471805599453, y + torch.log1p(step_x / x), y_new)
+    # a non-finite G or slope (f′ overflows deep in the tail) gives no usable step either
+    ok = (y_new >= y_lo) & (y_new <= y_hi) & torch.isfinite(dfy)
+    mid = 0.5 * (y_lo + y_hi)
+    if kind == "log":
+        # G grows only like −ln v: a root that Newton in y (exact there) puts beyond the top
+        # sentinel lies below the float64 range, so go to v = 0 at once and stay there
+        to_top = ((y_new > y_hi) & (y_hi >= _Y_HI)) | (y >= _Y_HI)
+        mid = torch.where(to_top, y_hi, mid)
+    return torch.where(ok, y_new, mid)
+
+
+def end_root(div: Divergence, c: Consts, a, b, ratio, delta, log_delta, n_iter: int | None = None):
+    """x* = ln v* with G_{a,b}(e^{x*}) = δ, for unsaturated ends (float64 tensors).
+
+    Saturated or degenerate entries return garbage that the caller replaces.
+    """
+    # Initial guess: the small-δ expansion G ≈ ½ f″(1) (a/b) (v − 1)²  ⇒  1 − v ≈ sqrt(2δ b/(f″ a)).
+    f2 = c.f2 if math.isfinite(c.f2) and c.f2 > 0 else 1.0
+    d = torch.sqrt((2.0 / f2) * delta / ratio)
+    x0 = torch.log1p(-torch.clamp(d, max=0.5))
+    y = torch.log(-x0)
+    y_lo = torch.full_like(y, _Y_LO)
+    y_hi = torch.full_like(y, _Y_HI)
+    for _ in range(N_ITER if n_iter is None else n_iter):
+        x = -torch.exp(y)
+        g, dg = _g_and_slope(div, a, b, ratio, x)
+        fy = torch.log(g) - log_delta
+        # the bracket test compares G with δ itself (ln G may round to ln δ); NaN comes from the
+        # deep tail (v → 0, where G → G(0⁺) > δ), so it counts as above, and so does a negative G
+        # (a registry f_torch that loses its value at u below ~1e-16, e.g. js, returns -inf there)
+        above = ~(g <= delta) | (g < 0)
+        y_hi = torch.where(above, y, y_hi)
+        y_lo = torch.where(above, y_lo, y)
+        y = _step(c.kind, c.m, y, x, g, dg, fy, delta, y_lo, y_hi)
+    return -torch.exp(y)
+
+
+def _perspective_lower(div: Divergence, c: Consts, delta, log_delta, n_iter: int | None = None):
+    """r₋ at p = 1: the root of f(r) + (1 − r)·f′(∞) = δ on (0, 1) (THEORY.md §4)."""
+    if math.isinf(c.slope):
+        # mass moved off a one-hot support costs +inf: the band is [1, 1]
+        return torch.ones_like(delta)
+    slope = c.slope
+    y = torch.zeros_like(delta)
+    y_lo = torch.full_like(delta, _Y_LO)
+    y_hi = torch.full_like(delta, _Y_HI)
+    for _ in range(N_ITER if n_iter is None else n_iter):
+        x = -torch.exp(y)
+        v = torch.exp(x)
+        g = div.f_torch(v) - torch.expm1(x) * slope
+        dg = v * (div.df_torch(v) - slope)
+        fy = torch.log(g) - log_delta
+        # the bracket test compares G with δ itself (ln G may round to ln δ); NaN comes from the
+        # deep tail (v → 0, where G → G(0⁺) > δ), so it counts as above, and so does a negative G
+        # (a registry f_torch that loses its value at u below ~1e-16, e.g. js, returns -inf there)
+        above = ~(g <= delta) | (g < 0)
+        y_hi = torch.where(above, y, y_hi)
+        y_lo = torch.where(above, y_lo, y)
+        y = _step(c.kind, c.m, y, x, g, dg, fy, delta, y_lo, y_hi)
+    lower = torch.exp(-torch.exp(y))
+    sat = (c.f0 + slope) <= delta if math.isfinite(c.f0) else torch.isinf(delta)
+    return torch.where(sat, torch.zeros_like(lower), lower)
+
+
+def band_float64(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r₋, r₊) in float64 for float64 log-probabilities ``lp`` (any shape and device).
+
+    ``delta`` is a Python float or a float64 tensor broadcasting against ``lp``.
+    """
+    c = consts_of(div)
+    if not isinstance(delta, torch.Tensor):
+        delta = torch.tensor(delta, dtype=torch.float64, device=lp.device)
+    shape = torch.broadcast_shapes(lp.shape, delta.shape)
+    lp_b = lp.expand(shape)
+    log_delta = torch.log(delta)
+
+    p = torch.exp(lp_b)
+    q = -torch.expm1(lp_b)
+    inv_p = torch.exp(-lp_b)
+    ratio_lo = p / q  # a/b of the lower end
+    ratio_up = q / p  # a/b of the upper end
+
+    # saturation tests: G(0⁺) = a·f(0⁺) + b·f(1/b) ≤ δ
+    if math.isinf(c.f0):
+        sat_lo = torch.isinf(delta).expand(shape)
+        sat_up = sat_lo
+    else:
+        g0_lo = p * c.f0 + q * div.f_torch(1 / q)
+        g0_up = q * c.f0 + p * div.f_torch(inv_p)
+        sat_lo = g0_lo <= delta
+        sat_up = g0_up <= delta
+
+    x_lo = end_root(div, c, p, q, ratio_lo, delta, log_delta)
+    lower = torch.exp(x_lo)
+    u_up = end_root(div, c, q, p, ratio_up, delta, log_delta)
+    upper = torch.minimum(1 - ratio_up * torch.expm1(u_up), inv_p)
+
+    zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
+    lower = torch.where(sat_lo, zero, lower)
+    upper = torch.where(sat_up, inv_p, upper)
+
+    # p = 1: the perspective band [r₋(1, δ), 1]
+    at_one = lp_b == 0
+    low1 = _perspective_lower(div, c, delta, log_delta).expand(shape)
+    lower = torch.where(at_one, torch.where(torch.isinf(delta), zero, low1), lower)
+    upper = torch.where(at_one, torch.ones_like(upper), upper)
+    # p = 0 (log p = −inf): (0, +inf)
+    at_zero = torch.isneginf(lp_b)
+    lower = torch.where(at_zero, zero, lower)
+    upper = torch.where(at_zero, torch.full_like(upper, math.inf), upper)
+    # NaN (and log p > 0, outside the domain) give NaN at their own position only
+    bad = torch.isnan(lp_b) | (lp_b > 0)
+    nan = torch.full((), math.nan, dtype=lp.dtype, device=lp.device)
+    return torch.where(bad, nan, lower), torch.where(bad, nan, upper)
