@@ -90,6 +90,7 @@ def _layers_present() -> str | None:
     for mod, attr in (
         ("bandpo.theory", "derive"),
         ("bandpo.solvers.convex", "verify_reduction"),
+        ("bandpo.solvers.convex_reduction", "verify_reduction"),
         ("bandpo.testing", "check_solver"),
         ("bandpo.solvers.baselines", "dcpo"),
     ):
