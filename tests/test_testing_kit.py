@@ -102,6 +102,13 @@ def tv_autocast(old_log_prob, delta):
     return tv_band(old_log_prob, delta)
 
 
+def tv_abs_tol(old_log_prob, delta):
+    """Ends only resolved to an absolute 1e-6 (the midpoint of a 1e-6-wide bracket)."""
+    lower, upper = tv_band(old_log_prob, delta)
+    snap = lambda r: (torch.floor(r / 1e-6) + 0.5) * 1e-6  # noqa: E731
+    return torch.where(lower > 0, snap(lower), lower), upper
+
+
 def _codes(report: SolverReport) -> set[str]:
     assert set(report.codes) <= set(FINDING_CODES), report.codes
     return report.codes
@@ -139,6 +146,7 @@ def test_band_bounds_passes_on_all_golden_deltas():
         (tv_nan_leak, "tv", {"nan-leak"}),
         (tv_nan_swallow, "tv", {"nan-swallowed"}),
         (tv_autocast, "tv", {"float64-only"}),
+        (tv_abs_tol, "tv", {"absolute-tolerance"}),
     ],
     ids=lambda v: v.__name__ if callable(v) else None,
 )
@@ -159,10 +167,25 @@ def test_names_do_not_overreach():
     # a float32-only defect is not "wrong everywhere"; a p -> 1 bug is not a small-p bug
     autocast = check_solver(tv_autocast, "tv", 0.05, **FAST)
     assert "wrong-everywhere" not in autocast.codes
+    loose = check_solver(tv_abs_tol, "tv", 0.05, **FAST)
+    assert "wrong-everywhere" not in loose.codes
     cancel = check_solver(chi2_cancelling, "chi2", 0.05, **FAST)
     assert not {"small-p", "wrong-everywhere", "swapped-bounds"} & cancel.codes
     (acc64,) = cancel.check("accuracy", "float64")
     assert acc64.status == "pass"  # float64 keeps enough digits of 1 - exp(log p) here
+
+
+def test_paper_bisection_defects_are_found():
+    # the worked example of the README: bandpo's paper-style bisection baseline on kl
+    paper_bisection = pytest.importorskip("bandpo.solvers.baselines").paper_bisection
+    report = check_solver(paper_bisection, "kl", 0.05, **FAST)
+    assert not report.passed
+    assert {"absolute-tolerance", "p-to-1-cancellation", "p-equals-1", "tiny-p"} <= report.codes
+    assert "wrong-everywhere" not in report.codes
+    # float64 and float32 agree with the oracle in the well-conditioned middle
+    for r in report.regions:
+        if r.region == "0.1<=p<=0.9":
+            assert r.n_fail == 0
 
 
 def test_swapped_bounds_report_points_at_the_swap():
