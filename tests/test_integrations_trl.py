@@ -35,7 +35,17 @@ def _tiny_tokenizer():
     )
 
 
-def test_grpo_steps_with_the_band_loss(tmp_path):
+@pytest.fixture
+def one_thread():
+    # A 1-layer model gains nothing from intra-op threads, and on a loaded 2-core machine
+    # multi-threaded kernels spin against other processes (several times slower).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_grpo_steps_with_the_band_loss(tmp_path, one_thread):
     pytest.importorskip("trl")
     from datasets import Dataset
     from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback

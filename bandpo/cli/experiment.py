@@ -1,7 +1,8 @@
 """``bandpo experiment``: the CPU experiments.
 
     bandpo experiment entropy --out DIR [--seeds 0-7] [--steps 150] [--vocab-size 1024]
-                              [--epochs 8] [--methods ppo,clip-higher,...] [--format png]
+                              [--epochs 8] [--group-size 16] [--lr 0.5] [--delta 0.05]
+                              [--methods ppo,clip-higher,...] [--format png]
 
 ``entropy`` runs the softmax-bandit entropy-collapse comparison
 (:mod:`bandpo.experiments.entropy`) and writes ``entropy.<format>`` (the figure) and
@@ -46,22 +47,38 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
 def entropy(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("out/experiment"),
     seeds: Annotated[
-        str, typer.Option("--seeds", help="Comma list (0,1,2) or range (0-7).")
-    ] = "0-7",
+        str | None, typer.Option("--seeds", help="Comma list (0,1,2) or range (0-7). [0-7]")
+    ] = None,
     steps: Annotated[
-        int, typer.Option("--steps", help="Batches (policy-improvement steps).")
-    ] = 200,
-    vocab_size: Annotated[int, typer.Option("--vocab-size", help="Tokens per prompt.")] = 1024,
-    epochs: Annotated[int, typer.Option("--epochs", help="SGD steps per batch.")] = 8,
-    group_size: Annotated[int, typer.Option("--group-size", help="Samples per prompt (G).")] = 16,
-    delta: Annotated[float, typer.Option("--delta", help="δ of the Band methods.")] = 0.05,
+        int | None, typer.Option("--steps", help="Batches (policy-improvement steps). [150]")
+    ] = None,
+    vocab_size: Annotated[
+        int | None, typer.Option("--vocab-size", help="Tokens per prompt. [1024]")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="SGD steps per batch. [8]")] = None,
+    group_size: Annotated[
+        int | None, typer.Option("--group-size", help="Samples per prompt, G. [16]")
+    ] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="SGD learning rate. [0.5]")] = None,
+    delta: Annotated[
+        float | None, typer.Option("--delta", help="δ of the Band methods. [0.05]")
+    ] = None,
     methods: Annotated[
-        str,
-        typer.Option("--methods", help="Comma list: ppo, clip-higher, dcpo, band-<divergence>."),
-    ] = "ppo,clip-higher,dcpo,band-kl,band-tv,band-chi2",
+        str | None,
+        typer.Option(
+            "--methods",
+            help="Comma list of ppo, clip-higher, dcpo, band-<divergence>. "
+            "[ppo,clip-higher,dcpo,band-kl,band-tv,band-chi2]",
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Comma-separated: png,pdf,svg.")] = "png",
 ) -> None:
-    """Entropy collapse on a softmax bandit: PPO clip, Clip-Higher, DCPO and Band, over seeds."""
+    """Entropy collapse on a softmax bandit: PPO clip, Clip-Higher, DCPO and Band, over seeds.
+
+    Unset options take the defaults of bandpo.experiments.entropy.EntropyConfig (in brackets).
+    """
+    import math
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,22 +105,26 @@ def entropy(
         formats = parse_formats(fmt)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--format") from err
-    names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    given = {
+        "seeds": None if seeds is None else _parse_seeds(seeds),
+        "steps": steps,
+        "vocab_size": vocab_size,
+        "epochs": epochs,
+        "group_size": group_size,
+        "lr": lr,
+        "delta": delta,
+        "methods": None
+        if methods is None
+        else tuple(m.strip() for m in methods.split(",") if m.strip()),
+    }
     try:
-        meths = [make_method(name, delta) for name in names]
-        config = EntropyConfig(
-            vocab_size=vocab_size,
-            steps=steps,
-            epochs=epochs,
-            group_size=group_size,
-            delta=delta,
-            seeds=_parse_seeds(seeds),
-            methods=names,
-        )
+        config = EntropyConfig(**{k: v for k, v in given.items() if v is not None})
+        meths = [make_method(name, config.delta) for name in config.methods]
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
 
-    console = Console()
+    # Tables are wide: keep a readable width when the output is not a terminal (logs, CI).
+    console = Console() if Console().is_terminal else Console(width=132)
     with Progress(
         TextColumn("[bold]entropy experiment[/]"),
         BarColumn(),
@@ -126,25 +147,20 @@ def entropy(
 
     n = len(config.seeds)
     table = Table(
-        title=(
-            f"Final entropy and expected reward after {config.steps} steps "
-            f"(mean ± std over {n} seeds; ±95% CI of the mean in brackets). "
-            f"Initial entropy {result.initial_entropy:.3f} nats; ln({config.n_rewarded}) = "
-            f"{__import__('math').log(config.n_rewarded):.3f} is the entropy of a uniform "
-            "policy over the correct tokens."
-        )
+        title=f"Entropy collapse on the softmax bandit: values after {config.steps} steps",
+        caption=(
+            f"mean ± std over {n} seeds; [±95% t-interval of the mean]. Initial entropy "
+            f"{result.initial_entropy:.3f} nats. 'H | correct' is the entropy among the "
+            f"{config.n_rewarded} correct tokens (ln {config.n_rewarded} = "
+            f"{math.log(config.n_rewarded):.3f} if spread evenly, 0 if collapsed onto one). "
+            f"'tail mass': correct tokens with p0 < {config.tail_threshold:g}. 'H at R=0.9': "
+            "entropy when the expected reward first reaches 0.9. 'clip': fraction of sampled "
+            "tokens whose clip bound, averaged over the run."
+        ),
     )
-    columns = (
-        "method",
-        "entropy (nats)",
-        "reward",
-        "entropy | correct",
-        "tail mass",
-        "entropy at reward 0.9",
-        "clip frac.",
-    )
-    for col in columns:
-        table.add_column(col, justify="left" if col == "method" else "right")
+    columns = ("method", "entropy (nats)", "reward", "H | correct", "tail mass", "H at R=0.9")
+    for col in (*columns, "clip"):
+        table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
     for s in result.summary():
         table.add_row(
             s.method,

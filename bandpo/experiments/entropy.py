@@ -541,7 +541,7 @@ def plot_entropy_experiment(result: EntropyResult, *, band_alpha: float = 0.18):
     panels = (
         ("(a) entropy of the policy", "entropy of $\\pi$ (nats)", result.entropy, "log", None),
         (
-            "(b) expected reward $\\sum_{\\mathrm{correct}}\\,\\pi$",
+            "(b) expected reward (= probability mass on the correct tokens)",
             "expected reward",
             result.reward,
             "linear",
@@ -551,7 +551,7 @@ def plot_entropy_experiment(result: EntropyResult, *, band_alpha: float = 0.18):
             f"(c) mass on correct tokens that started rare ($p_0<{cfg.tail_threshold:g}$)",
             "probability mass",
             result.tail_mass,
-            "linear",
+            "log",
             1.0,
         ),
         (
