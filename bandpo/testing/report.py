@@ -155,7 +155,7 @@ FINDING_CODES: dict[str, str] = {
     "wrong-everywhere": "systematic error at every p",
     "p-to-1-cancellation": "error grows as p → 1",
     "small-p": "error grows as p → 0",
-    "absolute-tolerance": "absolute tolerance: relative error grows as the bound shrinks",
+    "absolute-tolerance": "absolute tolerance: small absolute errors, large relative ones",
     "float64-only": "accurate only in float64",
     "non-finite": "NaN or inf returned for a finite band",
     "p-equals-1": "wrong at p = 1",
