@@ -84,11 +84,17 @@ def _batch(seed, B=5, T=7, dtype=torch.float64, empty_row=True):
     """Random batch: old log p spread over 1e-4..1, ratios near and far from 1, mixed-sign A."""
     g = torch.Generator().manual_seed(seed)
     old = -torch.rand(B, T, generator=g, dtype=dtype) * 9.0  # p from 1.2e-4 to 1
-    log_r = torch.randn(B, T, generator=g, dtype=dtype) * 0.6  # many tokens outside any clip
+    log_r = torch.randn(B, T, generator=g, dtype=dtype)  # many tokens outside any clip
     lp = (old + log_r).clamp(max=0.0)
     adv = torch.randn(B, T, generator=g, dtype=dtype) * 1.5
     mask = torch.rand(B, T, generator=g) < 0.75
     mask[0, :] = True
+    # Pin one kept token on each side of every branch: A < 0 with r = 5 (dual clip binds),
+    # A > 0 with r = 5 (upper end binds), A < 0 with r = 0.02 (lower end binds for lower > 0.02).
+    for j, (p_old, r, a) in enumerate([(0.01, 5.0, -1.3), (0.02, 5.0, 0.8), (0.5, 0.02, -0.6)]):
+        old[0, j] = math.log(p_old)
+        lp[0, j] = math.log(p_old * r)
+        adv[0, j] = a
     if empty_row:
         mask[-1, :] = False  # an all-masked sequence (must not count in the seq-* means)
     return old, lp, adv, mask
@@ -121,9 +127,12 @@ def test_clipped_loss_matches_reference(mode, c, seed):
     lower = torch.rand(old.shape, generator=g, dtype=old.dtype) * 0.9  # [0, 0.9)
     upper = 1.0 + torch.rand(old.shape, generator=g, dtype=old.dtype) * 2.0  # [1, 3)
     lp1 = lp.clone().requires_grad_(True)
-    loss, _ = clipped_policy_loss(
+    loss, m = clipped_policy_loss(
         old, lp1, adv, mask, lower, upper, loss_agg_mode=mode, clip_ratio_c=c
     )
+    # Every branch of the formula is exercised by this batch.
+    assert float(m.clip_frac_upper) > 0 and float(m.clip_frac_lower) > 0
+    assert (float(m.dual_clip_frac) > 0) == (c is not None)
     (grad,) = torch.autograd.grad(loss, lp1)
     lp2 = lp.clone().requires_grad_(True)
     ref = _reference_loss(old, lp2, adv, mask, lower, upper, mode, c)
@@ -201,7 +210,7 @@ def test_masked_garbage_is_inert(fill, mode):
         )
         (grad,) = torch.autograd.grad(loss, dirty_lp)
         assert torch.isfinite(loss) and torch.isfinite(grad).all()
-        assert float(loss) == float(ref_loss)
+        assert float(loss.detach()) == float(ref_loss.detach())
         assert torch.equal(grad, ref_grad)
         assert torch.all(grad[~mask] == 0)
         for key, value in m.as_dict().items():
