@@ -27,7 +27,7 @@ import torch
 
 from bandpo.divergences import Divergence, U
 
-__all__ = ["Consts", "band_float64", "consts_of", "end_root"]
+__all__ = ["Consts", "apply_extremes", "consts_of", "end_root", "root_band"]
 
 #: Newton iterations of the generic root finder (each one evaluates f and f′ twice).
 N_ITER = 12
@@ -185,53 +185,54 @@ def _perspective_lower(div: Divergence, c: Consts, delta, log_delta, n_iter: int
     return torch.where(sat, torch.zeros_like(lower), lower)
 
 
-def band_float64(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
-    """(r₋, r₊) in float64 for float64 log-probabilities ``lp`` (any shape and device).
+def root_band(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r₋, r₊) in float64 by the root finder, for 0 < p < 1 (extremes are fixed by the caller).
 
-    ``delta`` is a Python float or a float64 tensor broadcasting against ``lp``.
+    ``lp`` is already broadcast against ``delta`` (a float64 tensor).
     """
     c = consts_of(div)
-    if not isinstance(delta, torch.Tensor):
-        delta = torch.tensor(delta, dtype=torch.float64, device=lp.device)
-    shape = torch.broadcast_shapes(lp.shape, delta.shape)
-    lp_b = lp.expand(shape)
     log_delta = torch.log(delta)
-
-    p = torch.exp(lp_b)
-    q = -torch.expm1(lp_b)
-    inv_p = torch.exp(-lp_b)
+    p = torch.exp(lp)
+    q = -torch.expm1(lp)
+    inv_p = torch.exp(-lp)
     ratio_lo = p / q  # a/b of the lower end
     ratio_up = q / p  # a/b of the upper end
 
     # saturation tests: G(0⁺) = a·f(0⁺) + b·f(1/b) ≤ δ
     if math.isinf(c.f0):
-        sat_lo = torch.isinf(delta).expand(shape)
+        sat_lo = torch.isinf(delta).expand(lp.shape)
         sat_up = sat_lo
     else:
-        g0_lo = p * c.f0 + q * div.f_torch(1 / q)
-        g0_up = q * c.f0 + p * div.f_torch(inv_p)
-        sat_lo = g0_lo <= delta
-        sat_up = g0_up <= delta
+        sat_lo = p * c.f0 + q * div.f_torch(1 / q) <= delta
+        sat_up = q * c.f0 + p * div.f_torch(inv_p) <= delta
 
-    x_lo = end_root(div, c, p, q, ratio_lo, delta, log_delta)
-    lower = torch.exp(x_lo)
+    lower = torch.exp(end_root(div, c, p, q, ratio_lo, delta, log_delta))
     u_up = end_root(div, c, q, p, ratio_up, delta, log_delta)
     upper = torch.minimum(1 - ratio_up * torch.expm1(u_up), inv_p)
-
-    zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
-    lower = torch.where(sat_lo, zero, lower)
+    lower = torch.where(sat_lo, torch.zeros((), dtype=lp.dtype, device=lp.device), lower)
     upper = torch.where(sat_up, inv_p, upper)
+    return lower, upper
 
-    # p = 1: the perspective band [r₋(1, δ), 1]
-    at_one = lp_b == 0
-    low1 = _perspective_lower(div, c, delta, log_delta).expand(shape)
-    lower = torch.where(at_one, torch.where(torch.isinf(delta), zero, low1), lower)
-    upper = torch.where(at_one, torch.ones_like(upper), upper)
-    # p = 0 (log p = −inf): (0, +inf)
-    at_zero = torch.isneginf(lp_b)
-    lower = torch.where(at_zero, zero, lower)
-    upper = torch.where(at_zero, torch.full_like(upper, math.inf), upper)
-    # NaN (and log p > 0, outside the domain) give NaN at their own position only
-    bad = torch.isnan(lp_b) | (lp_b > 0)
+
+def apply_extremes(div: Divergence, lp: torch.Tensor, delta, lower, upper):
+    """Overwrite the exactly defined end cases (see ``band_bounds``' Notes) on float64 tensors.
+
+    log p = 0 → the perspective band [r₋(1, δ), 1]; log p = −inf → (0, +inf); δ = +inf →
+    [0, 1/p]; NaN (and log p > 0, outside the domain) → NaN at that position only.
+    """
+    c = consts_of(div)
+    zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
+    inf = torch.full((), math.inf, dtype=lp.dtype, device=lp.device)
     nan = torch.full((), math.nan, dtype=lp.dtype, device=lp.device)
+    inf_delta = torch.isinf(delta)
+    lower = torch.where(inf_delta, zero, lower)
+    upper = torch.where(inf_delta, torch.exp(-lp), upper)
+    at_one = lp == 0
+    low1 = _perspective_lower(div, c, delta, torch.log(delta))
+    lower = torch.where(at_one, torch.where(inf_delta, zero, low1), lower)
+    upper = torch.where(at_one, torch.ones((), dtype=lp.dtype, device=lp.device), upper)
+    at_zero = torch.isneginf(lp)
+    lower = torch.where(at_zero, zero, lower)
+    upper = torch.where(at_zero, inf, upper)
+    bad = torch.isnan(lp) | (lp > 0)
     return torch.where(bad, nan, lower), torch.where(bad, nan, upper)

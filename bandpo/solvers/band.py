@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import torch
 
 from bandpo.divergences import Divergence, resolve_divergence
+from bandpo.solvers import _band_closed as _closed
 from bandpo.solvers import _band_root as _root
 
 __all__ = ["Band", "band_bounds"]
@@ -143,10 +144,29 @@ def band_bounds(
             f"max {lp_in.max().item()!r}"
         )
     with torch.no_grad():
-        lp = lp_in.detach().to(torch.float64)
-        lower, upper = _root.band_float64(div, lp, d)
+        lower, upper = _band_float64(div, lp_in.detach().to(torch.float64), d)
         out_dtype = lp_in.dtype
         return Band(lower.to(out_dtype), upper.to(out_dtype))
+
+
+def _band_float64(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r₋, r₊) in float64: the closed form where the theory layer has one, else the root finder;
+    then the exactly defined extremes."""
+    delta_t = (
+        delta
+        if isinstance(delta, torch.Tensor)
+        else torch.tensor(delta, dtype=torch.float64, device=lp.device)
+    )
+    shape = torch.broadcast_shapes(lp.shape, delta_t.shape)
+    lp_b = lp.expand(shape)
+    # the main formulas see 0 < p < 1 only (−1 stands in at the extremes, overwritten below)
+    lp_main = torch.where((lp_b < 0) & torch.isfinite(lp_b), lp_b, -1.0)
+    match = _closed.closed_match(div)
+    if match is not None:
+        lower, upper = _closed.closed_band(match, lp_main, delta)
+    else:
+        lower, upper = _root.root_band(div, lp_main, delta_t)
+    return _root.apply_extremes(div, lp_b, delta_t, lower, upper)
 
 
 #: Environment switch read by the fused path (``BANDPO_NO_COMPILE=1`` disables torch.compile).

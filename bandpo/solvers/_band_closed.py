@@ -1,0 +1,200 @@
+"""Closed-form Band ends in numerically stable torch form (the fast path of ``band_bounds``).
+
+The theory layer (``bandpo.theory.derive``) proves closed-form roots of g_f(p, r) = δ for the
+generators below.  Written as printed they cancel catastrophically near the saturation threshold
+of the lower end (r₋ = 1 − √(…) → 0), so each is rewritten here (derivations in the comments) so
+that every subtraction left is either of exact numbers or of the form
+
+    p − p*(δ) = p*·expm1(log p − log p*),
+
+where p*(δ) is the lower end's saturation threshold and log p* is computed once per call in
+double-double precision (for a Python-number δ; a tensor δ uses float64, and loses that last
+digit guarantee within ~1e-13 relative of the threshold).  log p is exact input, and
+log p − log p* is exact by Sterbenz's lemma where it matters, so r₋ keeps full relative accuracy
+right down to saturation.
+
+Which divergence uses which form is decided from the registry, not by name: a divergence whose
+SymPy generator is a positive constant c times one of the templates (``tv``, ``chi2``,
+``neyman``, ``hellinger``, ``lecam``) has Band_f(p, δ) = Band_template(p, δ/c) (so ``alpha`` at
+α = 2, −1 and ½ are χ²/2, Neyman/2 and 2·Hellinger).  tests/test_band_closed.py ties each form
+to ``derive(name).lower/.upper``.
+
+Notation: q = 1 − p = −expm1(log p), k = q/p = expm1(−log p), 1/p = exp(−log p).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import mpmath
+import sympy as sp
+import torch
+
+from bandpo.divergences import Divergence, U, get_divergence
+
+__all__ = ["CLOSED_FAMILIES", "ClosedMatch", "closed_band", "closed_match"]
+
+#: Templates with a stable torch closed form here (their SymPy forms come from the registry).
+CLOSED_FAMILIES = ("tv", "chi2", "neyman", "hellinger", "lecam")
+
+
+@dataclass(frozen=True)
+class ClosedMatch:
+    """f = scale · f_family, so Band_f(p, δ) = Band_family(p, δ/scale)."""
+
+    family: str
+    scale: float
+
+
+@lru_cache(maxsize=256)
+def _match_cached(name: str, params: tuple) -> ClosedMatch | None:
+    div = get_divergence(name, **dict(params))
+    for fam in CLOSED_FAMILIES:
+        tmpl = get_divergence(fam).f
+        # cheap numeric screen before asking SymPy: f/f_T must be the same at two points
+        a = (div.f / tmpl).subs(U, sp.Rational(3, 7)).evalf(30)
+        b = (div.f / tmpl).subs(U, sp.Rational(11, 3)).evalf(30)
+        if not (a.is_finite and b.is_finite) or abs(a - b) > 1e-20 * (abs(a) + 1):
+            continue
+        ratio = sp.simplify(div.f / tmpl)
+        if not ratio.free_symbols and ratio.is_positive:
+            return ClosedMatch(fam, float(ratio))
+    return None
+
+
+def closed_match(div: Divergence) -> ClosedMatch | None:
+    """The closed-form family of ``div`` and its scale, or None (then the root finder runs)."""
+    return _match_cached(div.name, tuple(sorted(div.params.items())))
+
+
+# --------------------------------------------------------------------- per-call δ precomputation
+
+
+def _log_threshold_dd(fam: str, delta: float) -> tuple[float, float]:
+    """log p*(δ) of the family's lower-end threshold as a double-double (hi, lo), δ a float."""
+    with mpmath.workdps(40):
+        d = mpmath.mpf(delta)
+        if fam == "tv":  # r₋ = 1 − δ/p = 0 at p = δ
+            v = mpmath.log(d)
+        elif fam == "chi2":  # δ(1 − p)/p = 1 at p = δ/(1 + δ)
+            v = mpmath.log(d) - mpmath.log1p(d)
+        elif fam == "lecam":  # 2p/(2 − p) = δ at p = 2δ/(2 + δ)
+            v = mpmath.log(2 * d) - mpmath.log(2 + d)
+        elif fam == "hellinger":  # p* = δ(4 − δ)/4 (δ < 2)
+            v = mpmath.log(d) + mpmath.log1p(-d / 4) if d < 4 else mpmath.mpf("-inf")
+        else:  # neyman: the ends never saturate
+            return 0.0, 0.0
+        hi = float(v)
+        return hi, float(v - hi)
+
+
+def _log_threshold_t(fam: str, delta: torch.Tensor) -> torch.Tensor:
+    """The same threshold in float64 for a tensor δ."""
+    if fam == "tv":
+        return torch.log(delta)
+    if fam == "chi2":
+        return torch.log(delta) - torch.log1p(delta)
+    if fam == "lecam":
+        return torch.log(2 * delta) - torch.log(2 + delta)
+    if fam == "hellinger":
+        return torch.log(delta) + torch.log1p(-delta / 4)
+    return torch.zeros_like(delta)
+
+
+# ---------------------------------------------------------------------------------- the forms
+
+
+def _tv(lp, p, q, inv_p, k, d, t):
+    # r± = 1 ± δ/p.  Upper saturates (= 1/p) when δ ≥ 1 − p; 1 + δ/p is continuous into 1/p.
+    upper = torch.where(q <= d, inv_p, 1 + d * inv_p)
+    # r₋ = 1 − δ/p = −expm1(log δ − log p) = −expm1(−t), t = log p − log p*; saturated for t ≤ 0
+    lower = -torch.expm1(-t)
+    return lower, upper, t <= 0
+
+
+def _chi2(lp, p, q, inv_p, k, d, t):
+    # r± = 1 ± sqrt(δ(1 − p)/p) = 1 ± sqrt(δk)
+    s = torch.sqrt(d * k)
+    upper = torch.where(k <= d, inv_p, 1 + s)  # g(p, 1/p) = (1 − p)/p
+    # 1 − sqrt(δk) = (1 − δk)/(1 + sqrt(δk)) and 1 − δk = ((1 + δ)p − δ)/p = (δ/p)·expm1(t)
+    lower = d * inv_p * torch.expm1(t) / (1 + s)
+    return lower, upper, t <= 0
+
+
+def _neyman(lp, p, q, inv_p, k, d, t):
+    # derive: r₊ = (δ + 2p + D)/(2p(1 + δ)), r₋ = 1 − (δ(2p − 1) + D)/(2p(1 + δ)),
+    # D = sqrt(δ(δ + 4pq)).  r₋ = (2p + δ − D)/(2p(1 + δ)) and (2p + δ)² − D² = 4p²(1 + δ), so
+    # r₋ = 2p/(2p + δ + D): no cancellation.  Neither end saturates (f(0⁺) = +∞).
+    dd = torch.sqrt(d * (d + 4 * p * q))
+    upper = torch.minimum((d + 2 * p + dd) * inv_p / (2 * (1 + d)), inv_p)
+    lower = 2 * p / (2 * p + d + dd)
+    return lower, upper, torch.zeros_like(lower, dtype=torch.bool)
+
+
+def _lecam(lp, p, q, inv_p, k, d, t):
+    # derive: r₊ = 1 + (δ(1 − 2p) + E)/(p(2 + δ)), E = sqrt(δ(δ + 8pq)).  For p > ½ the numerator
+    # cancels; E² − δ²(q − p)² = 4pqδ(2 + δ) gives δ(q − p) + E = 4pqδ(2 + δ)/(E + δ(p − q)).
+    e = torch.sqrt(d * (d + 8 * p * q))
+    qp = q - p
+    num = torch.where(qp >= 0, d * qp + e, 4 * p * q * d * (2 + d) / (e - d * qp))
+    # saturated where g(p, 1/p) = 2q/(1 + p) ≤ δ
+    upper = torch.where(2 * q <= d * (1 + p), inv_p, 1 + num * inv_p / (2 + d))
+    # r₋ = (2p + δq − E)/(p(2 + δ)); (2p + δq)² − E² = p(2 + δ)²(p − p*), p* = 2δ/(2 + δ), so
+    # r₋ = (2 + δ)(p − p*)/(2p + δq + E) = 2δ·expm1(t)/(2p + δq + E).
+    lower = 2 * d * torch.expm1(t) / (2 * p + d * q + e)
+    return lower, upper, t <= 0
+
+
+def _hellinger(lp, p, q, inv_p, k, d, t):
+    # derive: r± = (1 − δ/2 ± ½·sqrt(δ(4 − δ)k))², valid for δ < 2 (c = 1 − δ/2 > 0); for δ ≥ 2
+    # both ends saturate (H² ≤ 2).
+    c = 1 - d / 2
+    h = 0.5 * torch.sqrt(d * (4 - d) * k)
+    # saturated where g(p, 1/p) = 2 − 2√p ≤ δ, i.e. √p ≥ c (always for δ ≥ 2)
+    c_t = torch.as_tensor(c, dtype=lp.dtype, device=lp.device)
+    sat_up = (c_t <= 0) | (0.5 * lp >= torch.log(c_t))
+    upper = torch.where(sat_up, inv_p, torch.square(c + h))
+    # c − h = (c² − h²)/(c + h) and c² − h² = (4p − δ(4 − δ))/(4p) = (p*/p)·expm1(t), p* = δ(4−δ)/4
+    lower = torch.square(torch.exp(-t) * torch.expm1(t) / (c + h))
+    sat_lo = (t <= 0) | (c_t <= 0)
+    return lower, upper, sat_lo
+
+
+_FORMS: dict[str, Callable] = {
+    "tv": _tv,
+    "chi2": _chi2,
+    "neyman": _neyman,
+    "lecam": _lecam,
+    "hellinger": _hellinger,
+}
+
+
+def closed_band(match: ClosedMatch, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r₋, r₊) in float64 from the closed form of ``match`` for log p < 0 (extremes excluded).
+
+    Args:
+        match: The family and scale from :func:`closed_match`.
+        lp: float64 log-probabilities (broadcast already against δ).
+        delta: A Python float or a float64 tensor (the divergence's δ, before scaling).
+    """
+    fam = match.family
+    if isinstance(delta, torch.Tensor):
+        d = delta / match.scale
+        t = lp - _log_threshold_t(fam, d)
+    else:
+        d = delta / match.scale
+        if math.isinf(d):
+            hi, lo = math.inf, 0.0
+        else:
+            hi, lo = _log_threshold_dd(fam, d)
+        t = (lp - hi) - lo
+    p = torch.exp(lp)
+    q = -torch.expm1(lp)
+    inv_p = torch.exp(-lp)
+    k = torch.expm1(-lp)
+    lower, upper, sat_lo = _FORMS[fam](lp, p, q, inv_p, k, d, t)
+    lower = torch.where(sat_lo, torch.zeros((), dtype=lp.dtype, device=lp.device), lower)
+    return lower, upper
