@@ -177,7 +177,8 @@ class SpeedResult:
         seconds: Best wall time of one call.
         elements_per_s: ``n / seconds``.
         exp_seconds: Best wall time of ``torch.exp`` on the same tensor.
-        ratio_to_exp: ``seconds / exp_seconds`` (machine-independent-ish).
+        ratio_to_exp: Median over repeats of (call time / ``torch.exp`` time measured right
+            around it): the figure to compare across machines and loads.
     """
 
     dtype: str
