@@ -163,6 +163,18 @@ def test_grpo_steps_with_the_band_loss(tmp_path, one_thread):
     print(f"trainer loss {got:.6f}, band_policy_loss {want:.6f}")
     assert abs(got - want) <= 1e-5 * max(1.0, abs(want))
 
+    # With a KL penalty (beta != 0), TRL's k3 term exp(ref - lp) - (ref - lp) - 1 is added with
+    # the same aggregation; padding of the reference log-probs may hold NaN too.
+    ref = torch.where(completion_mask.bool(), logps + 0.3, float("nan"))
+    trainer.beta = 0.04
+    trainer.args.use_bias_correction_kl = False
+    got_kl = float(trainer._compute_loss(model, {**inputs, "ref_per_token_logps": ref}).detach())
+    d = (ref - logps)[completion_mask.bool()]
+    k3 = (d.exp() - d - 1).reshape(-1)
+    per_seq = torch.split(k3, completion_mask.sum(-1).tolist())
+    kl = torch.stack([x.mean() for x in per_seq]).mean()
+    assert abs(got_kl - (want + 0.04 * float(kl))) <= 1e-5 * max(1.0, abs(got_kl))
+
 
 def test_band_loss_config_is_validated():
     pytest.importorskip("trl")
