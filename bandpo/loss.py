@@ -149,6 +149,7 @@ def _validate_kept(
     advantages: torch.Tensor,
     lower: torch.Tensor | None,
     upper: torch.Tensor | None,
+    weights: torch.Tensor | None = None,
 ) -> None:
     """Checks on kept tokens only (masked ones may hold anything).  One host sync."""
     checks = [
@@ -163,6 +164,14 @@ def _validate_kept(
     if lower is not None and upper is not None:
         bad = ~((lower >= 0) & (lower <= 1) & (upper >= 1))  # also catches NaN
         checks.append(("lower/upper", "0 <= lower <= 1 <= upper at kept tokens", bad))
+    if weights is not None:
+        checks.append(
+            (
+                "weights",
+                "finite and >= 0 at kept tokens",
+                ~(torch.isfinite(weights) & (weights >= 0)),
+            )
+        )
     flags = torch.stack([(bad & mask).any() for _, _, bad in checks]).cpu().tolist()
     for (name, rule, _), flag in zip(checks, flags, strict=True):
         if flag:
@@ -367,7 +376,7 @@ def clipped_policy_loss(
     except RuntimeError as err:
         raise ValueError(f"lower/upper must broadcast to {tuple(shape)}: {err}") from None
     if validate:
-        _validate_kept(mask, old_lp, lp.detach(), adv, lo, hi)
+        _validate_kept(mask, old_lp, lp.detach(), adv, lo, hi, weights)
 
     log_ratio = lp - old_lp
     if log_ratio_limit is not None:

@@ -359,3 +359,5 @@ def test_bad_arguments_raise_clear_errors():
         band_policy_loss(old, torch.where(mask, float("nan"), lp), adv, mask)
     with pytest.raises(ValueError, match="lower/upper"):
         clipped_policy_loss(old, lp, adv, mask, 1.1, 1.2)
+    with pytest.raises(ValueError, match="weights must be finite and >= 0"):
+        band_policy_loss(old, lp, adv, mask, weights=torch.where(mask, -1.0, 1.0))
