@@ -571,4 +571,5 @@ def speed(
         elements_per_s=n / best if best > 0 else math.inf,
         exp_seconds=best_exp,
         ratio_to_exp=float(np.median(ratios)),
+        threads=torch.get_num_threads(),
     )

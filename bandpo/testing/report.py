@@ -179,6 +179,9 @@ class SpeedResult:
         exp_seconds: Best wall time of ``torch.exp`` on the same tensor.
         ratio_to_exp: Median over repeats of (call time / ``torch.exp`` time measured right
             around it): the figure to compare across machines and loads.
+        threads: ``torch.get_num_threads()`` during the run (CPU timings depend on it, and on a
+            shared machine an oversubscribed thread pool can slow every op by orders of
+            magnitude; ``OMP_NUM_THREADS=1`` gives steadier figures there).
     """
 
     dtype: str
@@ -188,6 +191,7 @@ class SpeedResult:
     elements_per_s: float
     exp_seconds: float
     ratio_to_exp: float
+    threads: int = 1
 
 
 def _json(x: Any) -> Any:
@@ -429,12 +433,13 @@ class SolverReport:
 
         if self.speed:
             t = Table(title="speed", box=box.SIMPLE_HEAD, title_justify="left")
-            for col in ("dtype", "device", "n", "time", "elements/s", "× torch.exp"):
+            for col in ("dtype", "device", "threads", "n", "time", "elements/s", "× torch.exp"):
                 t.add_column(col, justify="right")
             for s in self.speed:
                 t.add_row(
                     s.dtype,
                     s.device,
+                    str(s.threads),
                     str(s.n),
                     f"{s.seconds * 1e3:.3g} ms",
                     f"{s.elements_per_s:.3g}",
