@@ -30,7 +30,7 @@ import torch
 
 from bandpo.divergences import Divergence
 
-__all__ = ["SolverAdapter", "SolverCallError", "SolverOutput", "solver_name"]
+__all__ = ["SolverAdapter", "SolverCallError", "SolverOutput", "run_cases", "solver_name"]
 
 LOG_PROB_NAMES = (
     "old_log_prob",
@@ -334,3 +334,19 @@ def _normalise(out: Any, shape: tuple[int, ...], name: str) -> SolverOutput:
         device=devices.pop() if len(devices) == 1 else "mixed",
         requires_grad=grad,
     )
+
+
+def run_cases(
+    adapter: SolverAdapter, cases: Any, device: torch.device
+) -> tuple[np.ndarray, np.ndarray, list[SolverOutput]]:
+    """Call the solver once per δ on all inputs of that δ; returns (lower, upper, outputs)."""
+    n = len(cases)
+    lo = np.full(n, np.nan)
+    up = np.full(n, np.nan)
+    outs = []
+    for d, idx in cases.groups():
+        x = torch.as_tensor(cases.x[idx], dtype=torch.float64).to(cases.dtype).to(device)
+        out = adapter(x, d)
+        lo[idx], up[idx] = out.lower, out.upper
+        outs.append(out)
+    return lo, up, outs

@@ -37,6 +37,7 @@ from bandpo.testing.report import (
     PointError,
     RegionStats,
     SpeedResult,
+    fmt_err,
     fmt_p,
     fmt_val,
 )
@@ -45,6 +46,7 @@ from bandpo.tolerances import Tolerance
 __all__ = [
     "EndErrors",
     "accuracy",
+    "accuracy_check",
     "feasibility",
     "invariants",
     "region_stats",
@@ -102,6 +104,30 @@ def accuracy(
     s_lo, r_lo, a_lo = score(got_lo, ref_lo, tol)
     s_up, r_up, a_up = score(got_up, ref_up, tol)
     return EndErrors(s_lo, s_up, r_lo, r_up, a_lo, a_up)
+
+
+def accuracy_check(cases: CaseSet, err: EndErrors, got_lo, got_up, dt: str) -> CheckResult:
+    fail = err.fail & np.isfinite(cases.log_p)
+    n = int(np.isfinite(cases.log_p).sum())
+    if not fail.any():
+        return CheckResult("accuracy", "accuracy vs reference", dt, PASS, n, 0, "")
+    regs = sorted(set(cases.region[fail].tolist()))
+    sc = np.maximum(err.score_lo, err.score_up)
+    i = int(np.argmax(np.where(fail, sc, -1)))
+    end = "lower" if err.score_lo[i] >= err.score_up[i] else "upper"
+    got = (got_lo if end == "lower" else got_up)[i]
+    exp = (cases.expected_lower if end == "lower" else cases.expected_upper)[i]
+    rel = (err.rel_lo if end == "lower" else err.rel_up)[i]
+    detail = (
+        f"over the bar in: {', '.join(REGIONS[k].label for k in regs)}; worst {end} at "
+        f"p={fmt_p(cases.p[i], cases.log_p[i])}, δ={cases.delta[i]:g}: {fmt_val(got)} vs "
+        f"{fmt_val(exp)} ("
+        + (f"abs {fmt_err(float(abs(got - exp)))}" if math.isnan(rel) else f"rel {fmt_err(rel)}")
+        + ")"
+    )
+    res = CheckResult("accuracy", "accuracy vs reference", dt, FAIL, n, int(fail.sum()), detail)
+    res.counts = {REGIONS[k].key: int((fail & (cases.region == k)).sum()) for k in regs}
+    return res
 
 
 def _nanmax(a: np.ndarray) -> float | None:

@@ -296,6 +296,25 @@ class CaseSet:
     def __len__(self) -> int:
         return len(self.x)
 
+    def apply_transform(self, transform: Any) -> None:
+        """Set ``expected_*`` to the references after ``transform`` (or to the references
+        themselves), and ``unchanged`` to where the transform left both ends alone."""
+        self.expected_lower = self.lower_ref.copy()
+        self.expected_upper = self.upper_ref.copy()
+        self.unchanged = np.ones(len(self), dtype=bool)
+        if transform is None:
+            return
+        dt = self.dtype
+        lo = torch.as_tensor(self.lower_ref).to(dt)
+        up = torch.as_tensor(self.upper_ref).to(dt)
+        lp = torch.as_tensor(self.log_p).to(dt)
+        new_lo, new_up = transform(lo, up, lp)
+        new_lo = torch.as_tensor(new_lo).to(torch.float64).numpy()
+        new_up = torch.as_tensor(new_up).to(torch.float64).numpy()
+        same = lambda a, b: (a == b) | (np.isnan(a) & np.isnan(b))  # noqa: E731
+        self.unchanged = same(new_lo, self.lower_ref) & same(new_up, self.upper_ref)
+        self.expected_lower, self.expected_upper = new_lo, new_up
+
     def groups(self) -> list[tuple[float, np.ndarray]]:
         """(δ, indices) for each δ, in the order first seen; indices sorted by log p."""
         out = []
