@@ -3,6 +3,7 @@ they can be, and the CLI writes its outputs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -68,6 +69,14 @@ def test_tiny_run_gives_finite_curves_of_the_right_shape(tiny_result):
     assert res.reward[0, 0, 0] == pytest.approx(float(p[correct].sum() / TINY.n_prompts), rel=1e-12)
     want_h = float(-(p * logp).sum(-1).mean())
     assert res.entropy[0, 0, 0] == pytest.approx(want_h, rel=1e-12)
+
+
+def test_a_methods_curves_do_not_depend_on_the_other_methods(tiny_result):
+    # Common random numbers per seed: PPO alone reproduces PPO inside the full comparison.
+    alone = run_entropy_experiment(dataclasses.replace(TINY, methods=("ppo",)))
+    i = tiny_result.methods.index("ppo")
+    for name in ("entropy", "reward", "tail_mass", "correct_entropy"):
+        np.testing.assert_array_equal(getattr(alone, name)[0], getattr(tiny_result, name)[i])
 
 
 def test_several_epochs_make_the_ppo_clip_bind(tiny_result):

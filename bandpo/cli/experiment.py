@@ -1,6 +1,6 @@
 """``bandpo experiment``: the CPU experiments.
 
-    bandpo experiment entropy --out DIR [--seeds 0-7] [--steps 150] [--vocab-size 1024]
+    bandpo experiment entropy --out DIR [--seeds 0-15] [--steps 150] [--vocab-size 1024]
                               [--epochs 8] [--group-size 16] [--lr 0.5] [--delta 0.05]
                               [--methods ppo,clip-higher,...] [--format png]
 
@@ -47,7 +47,7 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
 def entropy(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("out/experiment"),
     seeds: Annotated[
-        str | None, typer.Option("--seeds", help="Comma list (0,1,2) or range (0-7). [0-7]")
+        str | None, typer.Option("--seeds", help="Comma list (0,1,2) or range (0-15). [0-15]")
     ] = None,
     steps: Annotated[
         int | None, typer.Option("--steps", help="Batches (policy-improvement steps). [150]")
@@ -124,7 +124,7 @@ def entropy(
         raise typer.BadParameter(str(err)) from err
 
     # Tables are wide: keep a readable width when the output is not a terminal (logs, CI).
-    console = Console() if Console().is_terminal else Console(width=132)
+    console = Console() if Console().is_terminal else Console(width=150)
     with Progress(
         TextColumn("[bold]entropy experiment[/]"),
         BarColumn(),
@@ -146,10 +146,14 @@ def entropy(
     result.to_json(json_path)
 
     n = len(config.seeds)
+    rows = result.summary()
+    ref = rows[0].reference
     table = Table(
         title=f"Entropy collapse on the softmax bandit: values after {config.steps} steps",
         caption=(
-            f"mean ± std over {n} seeds; [±95% t-interval of the mean]. Initial entropy "
+            f"mean ± std over {n} seeds; [±95% t-interval of the mean]. 'Δ entropy vs {ref}': "
+            "paired same-seed difference (common initial policy and random numbers). "
+            "Initial entropy "
             f"{result.initial_entropy:.3f} nats. 'H | correct' is the entropy among the "
             f"{config.n_rewarded} correct tokens (ln {config.n_rewarded} = "
             f"{math.log(config.n_rewarded):.3f} if spread evenly, 0 if collapsed onto one). "
@@ -158,14 +162,23 @@ def entropy(
             "tokens whose clip bound, averaged over the run."
         ),
     )
-    columns = ("method", "entropy (nats)", "reward", "H | correct", "tail mass", "H at R=0.9")
+    columns = (
+        "method",
+        "entropy (nats)",
+        f"Δ entropy vs {ref}",
+        "reward",
+        "H | correct",
+        "tail mass",
+        "H at R=0.9",
+    )
     for col in (*columns, "clip"):
         table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
-    for s in result.summary():
+    for s in rows:
         table.add_row(
             s.method,
             f"{s.entropy_mean:.3f} ± {s.entropy_std:.3f} [±{s.entropy_ci95:.3f}]",
-            f"{s.reward_mean:.4f} ± {s.reward_std:.4f} [±{s.reward_ci95:.4f}]",
+            f"{s.entropy_vs_reference_mean:+.3f} [±{s.entropy_vs_reference_ci95:.3f}]",
+            f"{s.reward_mean:.4f} ± {s.reward_std:.4f}",
             f"{s.correct_entropy_mean:.3f} ± {s.correct_entropy_std:.3f}",
             f"{s.tail_mass_mean:.4f} ± {s.tail_mass_std:.4f}",
             f"{s.entropy_at_reward_mean:.3f} ± {s.entropy_at_reward_std:.3f}",

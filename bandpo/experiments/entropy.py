@@ -20,8 +20,9 @@ quantity is exact:
   ratio interval [r₋(p), r₊(p)] differs: PPO clip (0.2), Clip-Higher (0.2/0.28), DCPO's
   p-dependent interval (only its clip rule), and the Band of ``kl``, ``tv`` and ``chi2`` at δ.
 * All methods × seeds × prompts are one batched tensor.  Each (method, seed) run has its own
-  parameters and samples; the loss is a sum of per-run losses, so runs do not interact.  Seed s
-  of every method starts from the same initial policy.
+  parameters; the loss is a sum of per-run losses, so runs do not interact.  Seed s of every
+  method starts from the same initial policy and samples from the same uniforms (common random
+  numbers), so a method's curves do not depend on which other methods run beside it.
 
 Measured per step, averaged over prompts: the entropy of π (nats), the expected reward
 Σ_correct π, the probability mass of the correct tokens that started in the tail
@@ -166,7 +167,7 @@ class EntropyConfig:
     delta: float = 0.05
     clip_ratio_c: float | None = 3.0
     tail_threshold: float = 0.01
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+    seeds: tuple[int, ...] = tuple(range(16))
     methods: tuple[str, ...] = DEFAULT_METHODS
     record_every: int = 1
     num_threads: int | None = 1
@@ -209,6 +210,9 @@ class MethodSummary:
     Attributes:
         method, label: The method.
         entropy_mean, entropy_std, entropy_ci95: Final entropy (nats).
+        entropy_vs_reference_mean, entropy_vs_reference_ci95: Paired (same-seed) difference of
+            the final entropy against ``reference`` and its 95 % t-interval.
+        reference: The reference method of that difference.
         reward_mean, reward_std, reward_ci95: Final expected reward.
         tail_mass_mean, tail_mass_std: Final mass on the correct tokens that started in the tail.
         correct_entropy_mean, correct_entropy_std: Final entropy among the correct tokens.
@@ -225,6 +229,9 @@ class MethodSummary:
     entropy_mean: float
     entropy_std: float
     entropy_ci95: float
+    entropy_vs_reference_mean: float
+    entropy_vs_reference_ci95: float
+    reference: str
     reward_mean: float
     reward_std: float
     reward_ci95: float
@@ -277,11 +284,20 @@ class EntropyResult:
     initial_entropy: float
     seconds: float
 
-    def summary(self, reward_level: float = 0.9) -> list[MethodSummary]:
-        """Final entropy and reward per method, with spread over seeds."""
+    def summary(self, reward_level: float = 0.9, reference: str = "ppo") -> list[MethodSummary]:
+        """Final entropy and reward per method, with spread over seeds.
+
+        Args:
+            reward_level: Level of :attr:`MethodSummary.entropy_at_reward_mean`.
+            reference: Method against which the paired entropy difference is computed (seed s
+                of every method shares its initial policy and its random numbers, so the
+                per-seed difference removes most of the seed-to-seed spread); the first
+                method when ``reference`` did not run.
+        """
         out = []
         n = len(self.config.seeds)
         t = _t975(n)
+        ref = self.methods.index(reference) if reference in self.methods else 0
         for i, name in enumerate(self.methods):
             ent, rew, tail = self.entropy[i, :, -1], self.reward[i, :, -1], self.tail_mass[i, :, -1]
             cent = self.correct_entropy[i, :, -1]
@@ -289,6 +305,7 @@ class EntropyResult:
             first = np.where(reached.any(axis=1), reached.argmax(axis=1), reached.shape[1] - 1)
             ent_at = self.entropy[i, np.arange(n), first]
             sd = lambda x: float(np.std(x, ddof=1)) if n > 1 else 0.0  # noqa: E731
+            diff = ent - self.entropy[ref, :, -1]
             out.append(
                 MethodSummary(
                     method=name,
@@ -296,6 +313,9 @@ class EntropyResult:
                     entropy_mean=float(ent.mean()),
                     entropy_std=sd(ent),
                     entropy_ci95=t * sd(ent) / math.sqrt(n) if n > 1 else 0.0,
+                    entropy_vs_reference_mean=float(diff.mean()),
+                    entropy_vs_reference_ci95=t * sd(diff) / math.sqrt(n) if n > 1 else 0.0,
+                    reference=self.methods[ref],
                     reward_mean=float(rew.mean()),
                     reward_std=sd(rew),
                     reward_ci95=t * sd(rew) / math.sqrt(n) if n > 1 else 0.0,
@@ -416,7 +436,11 @@ def _run(
     correct_t = torch.stack(correct)  # (S, K, V)
     tail0 = correct_t & (init_lp < math.log(cfg.tail_threshold))
     theta = init_lp.unsqueeze(0).expand(M, S, K, V).clone().requires_grad_(True)
-    sampler = torch.Generator().manual_seed(int(cfg.seeds[0]) * 7919 + 17)
+    # Common random numbers: run (method, seed s) samples by inverse CDF from uniforms drawn
+    # from seed s's own stream, shared by every method.  A method's curves therefore do not
+    # depend on which other methods run beside it, and method differences are not sampling noise
+    # of independent streams.
+    samplers = [torch.Generator().manual_seed(int(seed) * 7919 + 17) for seed in cfg.seeds]
 
     records = sorted(set(range(0, cfg.steps + 1, cfg.record_every)) | {cfg.steps})
     ent_c, rew_c, tail_c, cent_c = [], [], [], []
@@ -443,10 +467,10 @@ def _run(
     for step in range(1, cfg.steps + 1):
         with torch.no_grad():
             old_logp_all = torch.log_softmax(theta, dim=-1)
-            idx = torch.multinomial(
-                old_logp_all.exp().reshape(-1, V), G, replacement=True, generator=sampler
-            )
-            idx = idx.reshape(M, S, K, G)
+            u = torch.stack([torch.rand(K, G, generator=g, dtype=dtype) for g in samplers])
+            cdf = torch.cumsum(old_logp_all.exp(), dim=-1)
+            u = u.expand(M, S, K, G) * cdf[..., -1:]  # the CDF ends at 1 up to rounding
+            idx = torch.searchsorted(cdf, u.contiguous(), right=True).clamp(max=V - 1)
             old_lp = torch.gather(old_logp_all, -1, idx)
             reward = torch.gather(correct_t.expand(M, S, K, V), -1, idx).to(dtype)
             mean = reward.mean(-1, keepdim=True)
