@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 $(BIN)/bandpo: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,trl]'
 	@touch $(BIN)/bandpo
 
 env: $(BIN)/bandpo
