@@ -29,8 +29,10 @@ from bandpo.divergences import Divergence, U
 
 __all__ = ["Consts", "apply_extremes", "consts_of", "end_root", "root_band"]
 
-#: Newton iterations of the generic root finder (each one evaluates f and f′ twice).
-N_ITER = 12
+#: Newton iterations of the generic root finder, per behaviour of f at 0 (see ``Consts.kind``).
+#: Measured on a 1100 × 12 grid (p from 1e-300 to 1 − 1e-12, δ from 1e-8 to 20) against 80
+#: iterations: "log" converges to 1e-15 in 4, "power" in 6, "finite" in 10; each has 1-2 spare.
+N_ITER: dict[str, int] = {"log": 6, "power": 7, "finite": 12}
 
 # Bracket of y = ln(−ln v): v = exp(−e^{6.6138}) = exp(−745.2) is 0 in float64 and
 # v = exp(−e^{−800}) rounds to 1.
@@ -47,6 +49,7 @@ class Consts:
     slope: float  # f′(∞) = lim f(u)/u
     kind: str  # behaviour of f at 0: "finite" f(0⁺), "log" (f ~ −c ln u) or "power" (f ~ c u^−k)
     m: float  # for "finite": f(u) − f(0⁺) ~ −c·u^m as u → 0 (m = lim u f′/(f − f(0⁺)))
+    c_log: float  # for "log": f(u) ~ −c_log·ln u as u → 0
 
 
 def _to_float(v: sp.Expr) -> float:
@@ -66,6 +69,7 @@ def _consts_cached(name: str, params: tuple) -> Consts:
     div = get_divergence(name, **dict(params))
     f0 = _to_float(div.f_at_zero)
     m = 1.0
+    c_log = 1.0
     if math.isfinite(f0):
         kind = "finite"
         m_expr = sp.limit(U * div.df / (div.f - div.f_at_zero), U, 0, "+")
@@ -75,7 +79,9 @@ def _consts_cached(name: str, params: tuple) -> Consts:
         # f ~ −c·ln u (c finite) or a faster, power-law blow-up
         ratio = sp.limit(div.f / (-sp.log(U)), U, 0, "+")
         kind = "log" if ratio.is_finite else "power"
-    return Consts(f0, _to_float(div.f2_at_one), _to_float(div.slope_at_infinity), kind, m)
+        if kind == "log" and ratio.is_positive:
+            c_log = float(ratio)
+    return Consts(f0, _to_float(div.f2_at_one), _to_float(div.slope_at_infinity), kind, m, c_log)
 
 
 def consts_of(div: Divergence) -> Consts:
@@ -122,6 +128,10 @@ def _step(kind: str, m: float, y, x, g, dg, fy, delta, y_lo, y_hi):
         step_x = torch.log1p(-m * (g - delta) / dg) / m
         y_new = torch.where(x < -0.6931471805599453, y + torch.log1p(step_x / x), y_new)
     # a non-finite G or slope (f′ overflows deep in the tail) gives no usable step either
+    # a converged step that rounds just past the bracket end it sits on is kept (clamped), not
+    # replaced by a bisection that would throw the converged iterate away
+    tiny_step = (y_new - y).abs() <= 1e-12 * (1 + y.abs())
+    y_new = torch.where(tiny_step, torch.minimum(torch.maximum(y_new, y_lo), y_hi), y_new)
     ok = (y_new >= y_lo) & (y_new <= y_hi) & torch.isfinite(dfy)
     mid = 0.5 * (y_lo + y_hi)
     if kind == "log":
@@ -141,21 +151,32 @@ def end_root(div: Divergence, c: Consts, a, b, ratio, delta, log_delta, n_iter: 
     f2 = c.f2 if math.isfinite(c.f2) and c.f2 > 0 else 1.0
     d = torch.sqrt((2.0 / f2) * delta / ratio)
     x0 = torch.log1p(-torch.clamp(d, max=0.5))
+    if c.kind == "log":
+        # deep in the tail G ≈ a·c·(−x): add that scale so both regimes start close
+        x0 = x0 - delta / (a * c.c_log)
     y = torch.log(-x0)
     y_lo = torch.full_like(y, _Y_LO)
     y_hi = torch.full_like(y, _Y_HI)
-    for _ in range(N_ITER if n_iter is None else n_iter):
+    n = N_ITER[c.kind] if n_iter is None else n_iter
+    for i in range(n):
         x = -torch.exp(y)
         g, dg = _g_and_slope(div, a, b, ratio, x)
-        fy = torch.log(g) - log_delta
+        fy = torch.log(g / delta)  # not ln G − ln δ: that cancels ~|ln δ|·eps near the root
         # the bracket test compares G with δ itself (ln G may round to ln δ); NaN comes from the
         # deep tail (v → 0, where G → G(0⁺) > δ), so it counts as above, and so does a negative G
         # (a registry f_torch that loses its value at u below ~1e-16, e.g. js, returns -inf there)
         above = ~(g <= delta) | (g < 0)
         y_hi = torch.where(above, y, y_hi)
         y_lo = torch.where(above, y_lo, y)
-        y = _step(c.kind, c.m, y, x, g, dg, fy, delta, y_lo, y_hi)
-    return -torch.exp(y)
+        y_next = _step(c.kind, c.m, y, x, g, dg, fy, delta, y_lo, y_hi)
+        if i + 1 < n:
+            y = y_next
+    # Closing step, in x itself: near a deep root (|x| ~ 700) adjacent floats of y are |x|·ulp(y)
+    # apart in x, i.e. ~1e-12 relative in v, while Newton in x resolves x to ulp(x).  Where the
+    # last evaluation is converged (|F| small) its Newton step in x is taken; else the y iterate.
+    x_close = x - fy * g / dg
+    converged = (fy.abs() < 1e-6) & torch.isfinite(x_close)
+    return torch.where(converged, x_close, -torch.exp(y_next))
 
 
 def _perspective_lower(div: Divergence, c: Consts, delta, log_delta, n_iter: int | None = None):
@@ -167,12 +188,12 @@ def _perspective_lower(div: Divergence, c: Consts, delta, log_delta, n_iter: int
     y = torch.zeros_like(delta)
     y_lo = torch.full_like(delta, _Y_LO)
     y_hi = torch.full_like(delta, _Y_HI)
-    for _ in range(N_ITER if n_iter is None else n_iter):
+    for _ in range(N_ITER[c.kind] if n_iter is None else n_iter):
         x = -torch.exp(y)
         v = torch.exp(x)
         g = div.f_torch(v) - torch.expm1(x) * slope
         dg = v * (div.df_torch(v) - slope)
-        fy = torch.log(g) - log_delta
+        fy = torch.log(g / delta)  # not ln G − ln δ: that cancels ~|ln δ|·eps near the root
         # the bracket test compares G with δ itself (ln G may round to ln δ); NaN comes from the
         # deep tail (v → 0, where G → G(0⁺) > δ), so it counts as above, and so does a negative G
         # (a registry f_torch that loses its value at u below ~1e-16, e.g. js, returns -inf there)
