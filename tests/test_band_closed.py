@@ -17,7 +17,7 @@ import sympy as sp
 import torch
 
 from bandpo.golden import golden_divergences
-from bandpo.solvers._band_closed import closed_band, closed_match
+from bandpo.solvers._band_closed import closed_band, closed_match, threshold_dd
 from bandpo.solvers.oracle import oracle_band_detail
 from bandpo.theory.closed_forms import closed_forms
 from bandpo.theory.symbols import DELTA, P
@@ -54,7 +54,14 @@ def test_closed_form_fast_path_matches_sympy_root(div):
             p = mpmath.exp(mpmath.mpf(lp))
             sat = oracle_band_detail(p, delta, div, dps=30)
             want = {e: exprs[e](p, mpmath.mpf(delta)) for e in exprs}
-        lower, upper = closed_band(match, torch.tensor([lp], dtype=torch.float64), delta)
+        hi, lo = threshold_dd(match, delta)
+        lower, upper = closed_band(
+            match,
+            torch.tensor([lp], dtype=torch.float64),
+            torch.tensor(delta, dtype=torch.float64),
+            hi,
+            lo,
+        )
         for end, got, saturated in (
             ("lower", lower.item(), sat.lower_saturated),
             ("upper", upper.item(), sat.upper_saturated),

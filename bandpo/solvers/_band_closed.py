@@ -35,7 +35,7 @@ import torch
 
 from bandpo.divergences import Divergence, U, get_divergence
 
-__all__ = ["CLOSED_FAMILIES", "ClosedMatch", "closed_band", "closed_match"]
+__all__ = ["CLOSED_FAMILIES", "ClosedMatch", "closed_band", "closed_match", "threshold_dd"]
 
 #: Templates with a stable torch closed form here (their SymPy forms come from the registry).
 CLOSED_FAMILIES = ("tv", "chi2", "neyman", "hellinger", "lecam")
@@ -172,29 +172,36 @@ _FORMS: dict[str, Callable] = {
 }
 
 
-def closed_band(match: ClosedMatch, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
+def threshold_dd(match: ClosedMatch, delta) -> tuple:
+    """(hi, lo) of log p*(δ/scale): double-double for a Python-number δ, float64 for a tensor."""
+    if isinstance(delta, torch.Tensor):
+        hi = _log_threshold_t(match.family, delta / match.scale)
+        return hi, torch.zeros_like(hi)
+    d = delta / match.scale
+    if math.isinf(d):
+        return math.inf, 0.0
+    return _log_threshold_dd(match.family, d)
+
+
+def closed_band(
+    match: ClosedMatch, lp: torch.Tensor, delta: torch.Tensor, hi, lo
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(r₋, r₊) in float64 from the closed form of ``match`` for log p < 0 (extremes excluded).
+
+    Pure tensor code (no host synchronisation), so that it can be fused by ``torch.compile``.
 
     Args:
         match: The family and scale from :func:`closed_match`.
         lp: float64 log-probabilities (broadcast already against δ).
-        delta: A Python float or a float64 tensor (the divergence's δ, before scaling).
+        delta: float64 tensor, the divergence's δ before scaling.
+        hi, lo: :func:`threshold_dd` of δ (floats or tensors).
     """
-    fam = match.family
-    if isinstance(delta, torch.Tensor):
-        d = delta / match.scale
-        t = lp - _log_threshold_t(fam, d)
-    else:
-        d = delta / match.scale
-        if math.isinf(d):
-            hi, lo = math.inf, 0.0
-        else:
-            hi, lo = _log_threshold_dd(fam, d)
-        t = (lp - hi) - lo
+    d = delta / match.scale
+    t = (lp - hi) - lo
     p = torch.exp(lp)
     q = -torch.expm1(lp)
     inv_p = torch.exp(-lp)
     k = torch.expm1(-lp)
-    lower, upper, sat_lo = _FORMS[fam](lp, p, q, inv_p, k, d, t)
+    lower, upper, sat_lo = _FORMS[match.family](lp, p, q, inv_p, k, d, t)
     lower = torch.where(sat_lo, torch.zeros((), dtype=lp.dtype, device=lp.device), lower)
     return lower, upper

@@ -144,34 +144,109 @@ def band_bounds(
             f"max {lp_in.max().item()!r}"
         )
     with torch.no_grad():
-        lower, upper = _band_float64(div, lp_in.detach().to(torch.float64), d)
-        out_dtype = lp_in.dtype
-        return Band(lower.to(out_dtype), upper.to(out_dtype))
+        return _solve(div, lp_in.detach(), d, fused=_use_fused(lp_in.device))
 
 
-def _band_float64(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
-    """(r₋, r₊) in float64: the closed form where the theory layer has one, else the root finder;
-    then the exactly defined extremes."""
+def _prepare(div: Divergence, lp: torch.Tensor, delta):
+    """Host-side, per-call work: the closed-form match and the δ-dependent scalars."""
+    match = _closed.closed_match(div)
     delta_t = (
         delta
         if isinstance(delta, torch.Tensor)
         else torch.tensor(delta, dtype=torch.float64, device=lp.device)
     )
+    if match is None:
+        return match, delta_t, None, None
+    hi, lo = _closed.threshold_dd(match, delta)
+    if not isinstance(hi, torch.Tensor):
+        # 0-d tensors, not Python floats: a fused kernel must not be re-specialised per δ
+        hi = torch.tensor(hi, dtype=torch.float64, device=lp.device)
+        lo = torch.tensor(lo, dtype=torch.float64, device=lp.device)
+    return match, delta_t, hi, lo
+
+
+def _core(div: Divergence, match, lp_in: torch.Tensor, delta_t, hi, lo):
+    """The whole band computation on tensors, in float64, cast back to the input dtype.
+
+    Pure tensor code with no host synchronisation: this is what ``torch.compile`` fuses.
+    """
+    lp = lp_in.to(torch.float64)
     shape = torch.broadcast_shapes(lp.shape, delta_t.shape)
     lp_b = lp.expand(shape)
     # the main formulas see 0 < p < 1 only (−1 stands in at the extremes, overwritten below)
     lp_main = torch.where((lp_b < 0) & torch.isfinite(lp_b), lp_b, -1.0)
-    match = _closed.closed_match(div)
     if match is not None:
-        lower, upper = _closed.closed_band(match, lp_main, delta)
+        lower, upper = _closed.closed_band(match, lp_main, delta_t, hi, lo)
     else:
         lower, upper = _root.root_band(div, lp_main, delta_t)
-    return _root.apply_extremes(div, lp_b, delta_t, lower, upper)
+    lower, upper = _root.apply_extremes(div, lp_b, delta_t, lower, upper)
+    return lower.to(lp_in.dtype), upper.to(lp_in.dtype)
 
 
-#: Environment switch read by the fused path (``BANDPO_NO_COMPILE=1`` disables torch.compile).
-NO_COMPILE_ENV = "BANDPO_NO_COMPILE"
+def _band_float64(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r₋, r₊) in float64 (eager): the closed form where the theory layer has one, else the
+    root finder; then the exactly defined extremes."""
+    match, delta_t, hi, lo = _prepare(div, lp, delta)
+    return _core(div, match, lp.to(torch.float64), delta_t, hi, lo)
 
 
-def _compile_disabled() -> bool:
-    return os.environ.get(NO_COMPILE_ENV, "") not in ("", "0")
+def _solve(div: Divergence, lp_in: torch.Tensor, delta, *, fused: bool) -> Band:
+    match, delta_t, hi, lo = _prepare(div, lp_in, delta)
+    if fused and lp_in.numel():
+        fn = _fused_fn(div, match, lp_in.device.type)
+        if fn is not None:
+            try:
+                return Band(*fn(lp_in, delta_t, hi, lo))
+            except Exception as err:  # compiler missing or failing: fall back, once, loudly
+                _disable_fused(div, match, lp_in.device.type, err)
+    return Band(*_core(div, match, lp_in, delta_t, hi, lo))
+
+
+# ------------------------------------------------------------------------------ fused path
+
+#: ``BANDPO_FUSED``: "auto" (default: fuse with torch.compile on CUDA only, where the compile
+#: time is amortised over training), "1" (fuse on every device, CPU included), "0" (never).
+FUSED_ENV = "BANDPO_FUSED"
+
+_FUSED: dict[tuple, Any] = {}
+
+
+def _use_fused(device: torch.device) -> bool:
+    mode = os.environ.get(FUSED_ENV, "auto").strip().lower()
+    if mode in ("0", "false", "no", "off"):
+        return False
+    if mode in ("1", "true", "yes", "on"):
+        return True
+    return device.type == "cuda"
+
+
+def _fused_key(div: Divergence, match, device_type: str) -> tuple:
+    return (div.name, tuple(sorted(div.params.items())), match, device_type)
+
+
+def _fused_fn(div: Divergence, match, device_type: str):
+    """The torch.compile'd core for this divergence and device type (None if unavailable)."""
+    key = _fused_key(div, match, device_type)
+    if key not in _FUSED:
+        try:
+            compiled = torch.compile(
+                lambda lp, d, hi, lo: _core(div, match, lp, d, hi, lo), dynamic=True
+            )
+        except Exception as err:  # torch without a working compiler
+            _disable_fused(div, match, device_type, err)
+            return None
+        _FUSED[key] = compiled
+    return _FUSED[key]
+
+
+def _disable_fused(div: Divergence, match, device_type: str, err: Exception) -> None:
+    import warnings
+
+    _FUSED[_fused_key(div, match, device_type)] = None
+    warnings.warn(
+        f"bandpo: torch.compile of band_bounds failed on {device_type} "
+        f"({type(err).__name__}: {err}); using the eager path (same results, slower). "
+        f"Set {FUSED_ENV}=0 to skip the attempt.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
