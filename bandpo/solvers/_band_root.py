@@ -206,12 +206,14 @@ def _perspective_lower(div: Divergence, c: Consts, delta, log_delta, n_iter: int
     return torch.where(sat, torch.zeros_like(lower), lower)
 
 
-def root_band(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
+def root_band(
+    div: Divergence, c: Consts, lp: torch.Tensor, delta
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(r₋, r₊) in float64 by the root finder, for 0 < p < 1 (extremes are fixed by the caller).
 
-    ``lp`` is already broadcast against ``delta`` (a float64 tensor).
+    ``lp`` is already broadcast against ``delta`` (a float64 tensor); ``c`` is
+    :func:`consts_of` ``(div)``, computed by the caller outside any compiled region.
     """
-    c = consts_of(div)
     log_delta = torch.log(delta)
     p = torch.exp(lp)
     q = -torch.expm1(lp)
@@ -235,13 +237,12 @@ def root_band(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tensor, t
     return lower, upper
 
 
-def apply_extremes(div: Divergence, lp: torch.Tensor, delta, lower, upper):
+def apply_extremes(div: Divergence, c: Consts, lp: torch.Tensor, delta, lower, upper):
     """Overwrite the exactly defined end cases (see ``band_bounds``' Notes) on float64 tensors.
 
     log p = 0 → the perspective band [r₋(1, δ), 1]; log p = −inf → (0, +inf); δ = +inf →
     [0, 1/p]; NaN (and log p > 0, outside the domain) → NaN at that position only.
     """
-    c = consts_of(div)
     zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
     inf = torch.full((), math.inf, dtype=lp.dtype, device=lp.device)
     nan = torch.full((), math.nan, dtype=lp.dtype, device=lp.device)

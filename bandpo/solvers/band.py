@@ -150,22 +150,23 @@ def band_bounds(
 def _prepare(div: Divergence, lp: torch.Tensor, delta):
     """Host-side, per-call work: the closed-form match and the δ-dependent scalars."""
     match = _closed.closed_match(div)
+    consts = _root.consts_of(div)
     delta_t = (
         delta
         if isinstance(delta, torch.Tensor)
         else torch.tensor(delta, dtype=torch.float64, device=lp.device)
     )
     if match is None:
-        return match, delta_t, None, None
+        return match, consts, delta_t, None, None
     hi, lo = _closed.threshold_dd(match, delta)
     if not isinstance(hi, torch.Tensor):
         # 0-d tensors, not Python floats: a fused kernel must not be re-specialised per δ
         hi = torch.tensor(hi, dtype=torch.float64, device=lp.device)
         lo = torch.tensor(lo, dtype=torch.float64, device=lp.device)
-    return match, delta_t, hi, lo
+    return match, consts, delta_t, hi, lo
 
 
-def _core(div: Divergence, match, lp_in: torch.Tensor, delta_t, hi, lo):
+def _core(div: Divergence, match, consts, lp_in: torch.Tensor, delta_t, hi, lo):
     """The whole band computation on tensors, in float64, cast back to the input dtype.
 
     Pure tensor code with no host synchronisation: this is what ``torch.compile`` fuses.
@@ -178,28 +179,28 @@ def _core(div: Divergence, match, lp_in: torch.Tensor, delta_t, hi, lo):
     if match is not None:
         lower, upper = _closed.closed_band(match, lp_main, delta_t, hi, lo)
     else:
-        lower, upper = _root.root_band(div, lp_main, delta_t)
-    lower, upper = _root.apply_extremes(div, lp_b, delta_t, lower, upper)
+        lower, upper = _root.root_band(div, consts, lp_main, delta_t)
+    lower, upper = _root.apply_extremes(div, consts, lp_b, delta_t, lower, upper)
     return lower.to(lp_in.dtype), upper.to(lp_in.dtype)
 
 
 def _band_float64(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
     """(r₋, r₊) in float64 (eager): the closed form where the theory layer has one, else the
     root finder; then the exactly defined extremes."""
-    match, delta_t, hi, lo = _prepare(div, lp, delta)
-    return _core(div, match, lp.to(torch.float64), delta_t, hi, lo)
+    match, consts, delta_t, hi, lo = _prepare(div, lp, delta)
+    return _core(div, match, consts, lp.to(torch.float64), delta_t, hi, lo)
 
 
 def _solve(div: Divergence, lp_in: torch.Tensor, delta, *, fused: bool) -> Band:
-    match, delta_t, hi, lo = _prepare(div, lp_in, delta)
+    match, consts, delta_t, hi, lo = _prepare(div, lp_in, delta)
     if fused and lp_in.numel():
-        fn = _fused_fn(div, match, lp_in.device.type)
+        fn = _fused_fn(div, match, consts, lp_in.device.type)
         if fn is not None:
             try:
                 return Band(*fn(lp_in, delta_t, hi, lo))
             except Exception as err:  # compiler missing or failing: fall back, once, loudly
                 _disable_fused(div, match, lp_in.device.type, err)
-    return Band(*_core(div, match, lp_in, delta_t, hi, lo))
+    return Band(*_core(div, match, consts, lp_in, delta_t, hi, lo))
 
 
 # ------------------------------------------------------------------------------ fused path
@@ -224,13 +225,13 @@ def _fused_key(div: Divergence, match, device_type: str) -> tuple:
     return (div.name, tuple(sorted(div.params.items())), match, device_type)
 
 
-def _fused_fn(div: Divergence, match, device_type: str):
+def _fused_fn(div: Divergence, match, consts, device_type: str):
     """The torch.compile'd core for this divergence and device type (None if unavailable)."""
     key = _fused_key(div, match, device_type)
     if key not in _FUSED:
         try:
             compiled = torch.compile(
-                lambda lp, d, hi, lo: _core(div, match, lp, d, hi, lo), dynamic=True
+                lambda lp, d, hi, lo: _core(div, match, consts, lp, d, hi, lo), dynamic=True
             )
         except Exception as err:  # torch without a working compiler
             _disable_fused(div, match, device_type, err)
