@@ -863,6 +863,43 @@ def _primal_recovered(prob: _Problem, sense: int, u_a: float, pi: np.ndarray) ->
     return [(-lam * do, lam)]
 
 
+def _best_dual(prob: _Problem, sense: int, cands: list, value: float, target: float) -> float:
+    """The smallest weak-duality bound d(λ, ν) over the candidates, refined by a local search.
+
+    Any λ ≥ 0 and ν give a valid bound, so the refinement (Nelder–Mead on (ν, log λ) from the
+    best candidate, run only while the gap exceeds ``target``) can only tighten it, never make
+    it invalid.
+    """
+    best, best_nl = math.inf, None
+    for nu, lam in cands:
+        d = _dual_bound(prob, sense, nu, lam)
+        if d < best:
+            best, best_nl = d, (nu, lam)
+    if best_nl is None or best - sense * value <= target or best_nl[1] <= 0:
+        return best
+    from scipy.optimize import minimize
+
+    nu0, lam0 = best_nl
+    scale_nu = max(abs(nu0), 1e-12)
+
+    def obj(x: np.ndarray) -> float:
+        d = _dual_bound(prob, sense, nu0 + scale_nu * x[0], lam0 * math.exp(x[1]))
+        return d if math.isfinite(d) else 1e300
+
+    res = minimize(
+        obj,
+        np.zeros(2),
+        method="Nelder-Mead",
+        options={
+            "xatol": 1e-14,
+            "fatol": 0.0,
+            "maxiter": 400,
+            "initial_simplex": np.array([[0.0, 0.0], [1e-6, 0.0], [0.0, 1e-6]]),
+        },
+    )
+    return min(best, float(res.fun))
+
+
 def _saturation_candidates(prob: _Problem, sense: int) -> list:
     # upper end at 1/p: λ = 0, ν = 1/p; lower end at 0: λ = 0, ν = 0 (both exact when saturated)
     return [(1.0 / prob.p, 0.0)] if sense > 0 else [(0.0, 0.0)]
@@ -985,7 +1022,7 @@ def _solve_bound(
         cands = built.duals() + _primal_recovered(prob, sense, u_a, pi)
         cands += _primal_recovered(prob, sense, u_raw, pi_raw)
         cands += _saturation_candidates(prob, sense)
-        dual = min(_dual_bound(prob, sense, nu, lam) for nu, lam in cands)
+        dual = _best_dual(prob, sense, cands, u_a, max(tol.gap * abs(u_a), tol.gap_abs))
         bound = dual if sense > 0 else -dual
         gap = max(0.0, (bound - u_a) * sense)
         elapsed = time.perf_counter() - t0
