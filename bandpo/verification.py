@@ -70,6 +70,8 @@ class VerifyConfig:
         seed: Seed of those draws.
         dtypes: Names of the torch dtypes checked against the golden tables.
         figures: Whether to draw the figures.
+        workers: Worker processes for the CVXPY checks, which then run beside the SymPy and
+            torch checks (0: everything in this process, in order).
     """
 
     full: bool = False
@@ -78,6 +80,7 @@ class VerifyConfig:
     seed: int = 0
     dtypes: tuple[str, ...] = ("float64", "float32")
     figures: bool = True
+    workers: int = 1
 
 
 @dataclass
@@ -240,6 +243,9 @@ class _Task:
     name: str
     run: Callable[[], CheckResult]
     weight: float = 1.0
+    # (module-level function, args) that a worker process can run instead of ``run``; it
+    # returns (CheckResult, figure points)
+    job: tuple[Callable[..., Any], tuple] | None = None
 
 
 def _theory_check(div: Divergence) -> Callable[[], CheckResult]:
@@ -337,47 +343,58 @@ def _golden_deltas() -> tuple[float, ...]:
     return GOLDEN_DELTAS
 
 
-def _convex_check(
-    div: Divergence, vocab_size: int, n_cases: int, seed: int, points: list
-) -> Callable:
+def _convex_job(
+    name: str, params: dict[str, float], vocab_size: int, n_cases: int, seed: int
+) -> tuple[CheckResult, list]:
+    """One ``verify_reduction`` run as a picklable job: (result, CVXPY-vs-oracle points)."""
+    from bandpo.divergences import resolve_divergence
+    from bandpo.solvers.convex import verify_reduction
+
+    div = resolve_divergence(name, **params)
+    t0 = time.perf_counter()
+    table = verify_reduction(name, n_cases=n_cases, vocab_size=vocab_size, seed=seed, **params)
+    summary, ok, details, pts = _summarise_reduction(div, table)
+    res = CheckResult("convex", f"{div.display_name} N={vocab_size}", ok, summary, 0.0, details)
+    res.seconds = time.perf_counter() - t0
+    return res, pts
+
+
+def _convex_task(
+    div: Divergence, vocab_size: int, n_cases: int, seed: int, points: list, weight: float
+) -> _Task:
+    args = (div.name, dict(div.params), vocab_size, n_cases, seed)
+
     def run() -> CheckResult:
-        from bandpo.solvers.convex import verify_reduction
-
-        table = verify_reduction(
-            div.name, n_cases=n_cases, vocab_size=vocab_size, seed=seed, **dict(div.params)
-        )
-        summary, ok, details, pts = _summarise_reduction(div, table)
+        res, pts = _convex_job(*args)
         points.extend(pts)
-        return CheckResult(
-            "convex", f"{div.display_name} N={vocab_size}", ok, summary, 0.0, details
-        )
+        return res
 
-    return run
+    return _Task(
+        "convex", f"{div.display_name} N={vocab_size}", run, weight=weight, job=(_convex_job, args)
+    )
 
 
 def _summarise_reduction(div: Divergence, table: Any) -> tuple[str, bool, dict, list]:
-    """Read a ``verify_reduction`` result into (summary, passed, details, figure points)."""
+    """Read a :class:`~bandpo.solvers.convex_reduction.ReductionReport` into (summary, passed,
+    details, figure points)."""
     from bandpo.visualize.verification import ConvexPoint
 
-    rows = list(getattr(table, "rows", table))
-    passed = bool(getattr(table, "passed", all(bool(getattr(r, "passed", True)) for r in rows)))
-    pts = []
-    worst_rel = 0.0
-    worst_spread = 0.0
-    for r in rows:
-        lo = float(getattr(r, "lower_rel_err", getattr(r, "lower_error", np.nan)))
-        up = float(getattr(r, "upper_rel_err", getattr(r, "upper_error", np.nan)))
-        pts.append(ConvexPoint(div.key, float(r.p), lo, up))
-        worst_rel = float(np.nanmax([worst_rel, lo, up]))
-        spread = getattr(r, "spread", getattr(r, "ratio_spread", None))
-        if spread is not None:
-            worst_spread = max(worst_spread, float(np.nanmax(np.atleast_1d(spread))))
-    summary = f"{len(rows)} bounds, worst rel. error {worst_rel:.2g}"
-    summary += f", ratio spread {worst_spread:.2g}"
+    rows = list(table.rows)
+    pts = [ConvexPoint(div.key, float(r.p), r.side, float(r.error), r.error_kind) for r in rows]
+    spread = max((float(r.spread_mass) for r in rows if r.active), default=0.0)
+    summary = (
+        f"{len(rows)} bounds, max rel. error {table.max_rel_error:.2g}, "
+        f"max abs. error {table.max_abs_error:.2g}; reduction: max spread_mass {spread:.2g}"
+    )
     if not div.strictly_convex:
-        summary += " (reported, not asserted: tv optimiser not unique)"
-    details = table.to_dict() if hasattr(table, "to_dict") else {"rows": [str(r) for r in rows]}
-    return summary, passed, _jsonable(details), pts
+        summary += " (tv: optimiser not unique, reported only)"
+    bad = [r for r in rows if not r.passed]
+    if bad:
+        summary += f"; {len(bad)} failed, e.g. {bad[0].side} at p={bad[0].p:.3g}: {bad[0].status}"
+        if bad[0].note:
+            summary += f" ({bad[0].note})"
+    summary += f"; slowest solve {table.max_time:.1f} s"
+    return summary, bool(table.passed), _jsonable(table.to_dict()), pts
 
 
 def _verification_divergences() -> list[Divergence]:
@@ -408,25 +425,13 @@ def plan_checks(
         n_cases = config.n_cases if n == config.vocab_size else max(1, config.n_cases // 2)
         for d in divs:
             tasks.append(
-                _Task(
-                    "convex",
-                    f"{d.display_name} N={n}",
-                    _convex_check(d, n, n_cases, config.seed, store["convex_points"]),
-                    weight=3.0 * n / 1000,
-                )
+                _convex_task(d, n, n_cases, config.seed, store["convex_points"], 3.0 * n / 1000)
             )
     if config.full:
         for name in ("kl", "tv", "chi2"):
             d = next((x for x in divs if x.name == name), None)
             if d is not None:
-                tasks.append(
-                    _Task(
-                        "convex",
-                        f"{d.display_name} N=151936",
-                        _convex_check(d, 151936, 1, config.seed, store["convex_points"]),
-                        weight=60.0,
-                    )
-                )
+                tasks.append(_convex_task(d, 151936, 1, config.seed, store["convex_points"], 60.0))
     return tasks, store
 
 
@@ -482,6 +487,12 @@ def _figure_tasks(out_dir: Path, store: dict[str, Any], written: list[str]) -> l
     ]
 
 
+def _crash(task: _Task, err: BaseException) -> CheckResult:
+    tb = traceback.format_exception_only(type(err), err)[-1].strip()
+    details = {"traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__))}
+    return CheckResult(task.section, task.name, False, f"error: {tb}", 0.0, details)
+
+
 def _close(fig: Any) -> None:
     import matplotlib.pyplot as plt
 
@@ -527,8 +538,18 @@ def run_verification(
     written: list[str] = []
     if config.figures:
         tasks += _figure_tasks(out, store, written)
-    results: list[CheckResult] = []
     t_start = time.perf_counter()
+    done: dict[int, CheckResult] = {}
+    pool, futures = None, {}
+    if config.workers > 0 and any(t.job for t in tasks):
+        # CVXPY runs in a separate process while SymPy and torch run here: on two cores the
+        # default matrix finishes in about half the time.  "spawn": a forked child of a process
+        # that already holds torch's thread pool can deadlock.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"))
+        futures = {i: pool.submit(t.job[0], *t.job[1]) for i, t in enumerate(tasks) if t.job}
     with Progress(
         TextColumn("[bold]{task.description:<34}"),
         BarColumn(),
@@ -539,24 +560,44 @@ def run_verification(
         transient=False,
     ) as bar:
         job = bar.add_task("verify", total=len(tasks))
-        for task in tasks:
-            bar.update(job, description=f"{task.section}: {task.name}")
-            t0 = time.perf_counter()
+
+        def collect(i: int, block: bool) -> None:
+            fut = futures[i]
+            if i in done or not (block or fut.done()):
+                return
+            bar.update(job, description=f"{tasks[i].section}: {tasks[i].name} (worker)")
             try:
-                res = task.run()
-            except Exception as err:  # a crash is a failed check, never an aborted run
-                tb = traceback.format_exception_only(type(err), err)[-1].strip()
-                res = CheckResult(
-                    task.section,
-                    task.name,
-                    False,
-                    f"error: {tb}",
-                    0.0,
-                    {"traceback": traceback.format_exc()},
-                )
-            res.seconds = time.perf_counter() - t0
-            results.append(res)
+                res, pts = fut.result()
+                store["convex_points"].extend(pts)
+            except Exception as err:
+                res = _crash(tasks[i], err)
+            done[i] = res
             bar.advance(job)
+
+        try:
+            for i, task in enumerate(tasks):
+                if i in futures:
+                    continue
+                if task.section == "figures":  # figures plot the worker's results: wait for them
+                    for k in sorted(futures):
+                        collect(k, block=True)
+                bar.update(job, description=f"{task.section}: {task.name}")
+                t0 = time.perf_counter()
+                try:
+                    res = task.run()
+                except Exception as err:  # a crash is a failed check, never an aborted run
+                    res = _crash(task, err)
+                res.seconds = time.perf_counter() - t0
+                done[i] = res
+                bar.advance(job)
+                for k in sorted(futures):
+                    collect(k, block=False)
+            for k in sorted(futures):
+                collect(k, block=True)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+    results = [done[i] for i in range(len(tasks))]
     report = VerifyReport(
         results=results,
         figures=written,

@@ -245,10 +245,18 @@ def test_plot_solver_ulps_records_plotted_errors():
 
 
 def test_plot_convex_agreement_records_points():
-    pts = [ConvexPoint("kl", 1e-3, 1e-9, 2e-9), ConvexPoint("alpha_2", 0.5, 0.0, 1e-8)]
+    pts = [
+        ConvexPoint("kl", 1e-3, "lower", 1e-11, "abs"),
+        ConvexPoint("kl", 1e-3, "upper", 2e-9, "rel"),
+        ConvexPoint("alpha_2", 0.5, "upper", 0.0, "rel"),
+    ]
     res = plot_convex_agreement(pts)
-    np.testing.assert_array_equal(res.extra["kl/upper_rel"], [2e-9])
-    np.testing.assert_array_equal(res.extra["alpha_2/p"], [0.5])
+    np.testing.assert_array_equal(res.extra["kl/upper/error"], [2e-9])
+    np.testing.assert_array_equal(res.extra["kl/lower/error"], [1e-11])
+    np.testing.assert_array_equal(res.extra["alpha_2/upper/p"], [0.5])
+    _ax_lo, ax_up = res.figure.axes[:2]
+    drawn = [ln.get_ydata() for ln in ax_up.get_lines() if len(ln.get_ydata())]
+    assert any(np.array_equal(d, [2e-9]) for d in drawn)
 
 
 # ------------------------------------------------------------------------ style, files

@@ -207,65 +207,82 @@ def plot_solver_ulps(errors: Sequence[SolverErrors] | None = None) -> FigureResu
 
 @dataclass(frozen=True)
 class ConvexPoint:
-    """One CVXPY-versus-oracle comparison.
+    """One CVXPY-versus-oracle comparison of one band end.
 
     Attributes:
         divergence: Divergence key.
         p: Probability of the action under q.
-        lower_rel, upper_rel: Relative error of each bound against the oracle (absolute error for
-            bounds below 1e-3, the rule of issue #5's bar).
+        side: ``"lower"`` or ``"upper"``.
+        error: |convex − oracle| / oracle, or |convex − oracle| where the oracle value is below
+            1e-3 (``error_kind``), the rule of issue #5's bar.
+        error_kind: ``"rel"`` or ``"abs"``.
     """
 
     divergence: str
     p: float
-    lower_rel: float
-    upper_rel: float
+    side: str
+    error: float
+    error_kind: str = "rel"
 
 
-def plot_convex_agreement(points: Sequence[ConvexPoint], bar: float = 1e-6) -> FigureResult:
-    """Plot CVXPY's error against the oracle, both ends, against p (log–log).
+def plot_convex_agreement(
+    points: Sequence[ConvexPoint], bar_rel: float = 1e-6, bar_abs: float = 1e-9
+) -> FigureResult:
+    """Plot CVXPY's error against the oracle against p, one panel per band end (log–log).
+
+    Relative errors are drawn as filled circles, absolute ones (bounds below 1e-3) as open
+    circles; the two bars are drawn as lines.
 
     Args:
         points: Comparisons (built by :mod:`bandpo.verification` from ``verify_reduction``).
-        bar: The agreement bar drawn as a line.
+        bar_rel, bar_abs: The agreement bars.
 
     Returns:
         A :class:`~bandpo.visualize.data.FigureResult` named ``"convex_agreement"``; ``extra``
-        holds ``p``, ``lower_rel`` and ``upper_rel`` per ``"<divergence>/"`` prefix.
+        holds ``"<divergence>/<side>/p"`` and ``"<divergence>/<side>/error"`` for each group.
     """
     import matplotlib.pyplot as plt
 
     from bandpo.divergences import DIVERGENCES, resolve_divergence
 
     extra: dict[str, np.ndarray] = {}
-    floor = 1e-16
+    floor = 1e-17
     with figure_style():
         fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.6), sharey=True)
         names = list(dict.fromkeys(pt.divergence for pt in points))
         for name in names:
-            pts = [pt for pt in points if pt.divergence == name]
-            base = name.split("_")[0] if name not in DIVERGENCES else name
-            try:
-                div = resolve_divergence(name) if name in DIVERGENCES else None
-            except ValueError:
+            base, _, value = name.partition("_")
+            if name in DIVERGENCES:
+                div = resolve_divergence(name)
+            elif base == "alpha" and value:
+                div = resolve_divergence("alpha", alpha=float(value))
+            else:
                 div = None
             style = divergence_style(div) if div is not None else {"label": name}
-            if div is None and base == "alpha":
-                style = divergence_style(resolve_divergence("alpha", alpha=float(name[6:])))
-            p = np.array([pt.p for pt in pts])
-            lo = np.array([pt.lower_rel for pt in pts])
-            up = np.array([pt.upper_rel for pt in pts])
-            extra[f"{name}/p"], extra[f"{name}/lower_rel"], extra[f"{name}/upper_rel"] = p, lo, up
             style = {**style, "linestyle": "none", "marker": "o", "ms": 3.5}
-            axes[0].plot(p, np.maximum(lo, floor), **style)
-            axes[1].plot(p, np.maximum(up, floor), **{**style, "label": None})
-        for ax, end in zip(axes, ("lower", "upper"), strict=True):
-            ax.axhline(bar, color=REFERENCE_COLOR, lw=1.5, ls="--")
+            for ax, side in zip(axes, ("lower", "upper"), strict=True):
+                pts = [pt for pt in points if pt.divergence == name and pt.side == side]
+                p = np.array([pt.p for pt in pts])
+                err = np.array([pt.error for pt in pts])
+                rel = np.array([pt.error_kind == "rel" for pt in pts], dtype=bool)
+                extra[f"{name}/{side}/p"], extra[f"{name}/{side}/error"] = p, err
+                label = style.get("label") if side == "lower" else None
+                ax.plot(p[rel], np.maximum(err[rel], floor), **{**style, "label": label})
+                ax.plot(
+                    p[~rel],
+                    np.maximum(err[~rel], floor),
+                    **{**style, "label": None, "mfc": "none"},
+                )
+        for ax, side in zip(axes, ("lower", "upper"), strict=True):
+            ax.axhline(bar_rel, color=REFERENCE_COLOR, lw=1.5, ls="--")
+            ax.axhline(bar_abs, color=REFERENCE_COLOR, lw=1.0, ls=":")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel(r"$p = q(a)$")
-            ax.set_title(f"CVXPY vs oracle: {end} bound")
-        axes[0].set_ylabel(f"relative error (bar {bar:g} dashed; 0 drawn at {floor:g})")
+            ax.set_title(f"CVXPY vs oracle: {side} bound")
+        axes[0].set_ylabel(
+            f"error (filled: relative, bar {bar_rel:g} --;\nopen: absolute, bar {bar_abs:g} ··)"
+        )
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=6, bbox_to_anchor=(0.5, -0.01))
         fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(labels) - 1) // 6), 1, 1))
