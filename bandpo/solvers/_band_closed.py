@@ -200,8 +200,10 @@ def closed_band(
     t = (lp - hi) - lo
     p = torch.exp(lp)
     q = -torch.expm1(lp)
+    # 1/p is exp(−log p) everywhere in bandpo (a saturated end is exactly this number);
+    # k = (1 − p)/p = q·(1/p), one rounding on accurate factors, saves an expm1
     inv_p = torch.exp(-lp)
-    k = torch.expm1(-lp)
+    k = q * inv_p
     lower, upper, sat_lo = _FORMS[match.family](lp, p, q, inv_p, k, d, t)
     lower = torch.where(sat_lo, torch.zeros((), dtype=lp.dtype, device=lp.device), lower)
     return lower, upper

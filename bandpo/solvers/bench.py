@@ -11,8 +11,9 @@ and reports:
 * ``worst_rel_error`` / ``worst_ulp``: the worst error of the same path on the golden tables
   (every δ, normal references only; ulps of the output dtype).
 
-Timings on a shared machine are noisy: compare the ratios of one run, never absolute times
-across runs or devices.  ``bandpo bench`` and ``benchmarks/bench_band.py`` are thin wrappers.
+CPU times are the process's CPU time (all threads), GPU times wall clock after a sync.  Timings
+on a shared machine are noisy: compare the ratios of one run, never absolute times across runs
+or devices.  ``bandpo bench`` and ``benchmarks/bench_band.py`` are thin wrappers.
 """
 
 from __future__ import annotations
@@ -65,13 +66,17 @@ def _sync(device: torch.device) -> None:
 
 
 def _best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Best time of ``fn``: wall clock (after a device sync) on CUDA; on CPU the process's CPU
+    time (all threads), which other processes sharing the cores disturb far less than the
+    wall clock does."""
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
     best = math.inf
     for _ in range(repeats):
         _sync(device)
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         _sync(device)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best
 
 
