@@ -71,7 +71,8 @@ class VerifyConfig:
         dtypes: Names of the torch dtypes checked against the golden tables.
         figures: Whether to draw the figures.
         workers: Worker processes for the CVXPY checks, which then run beside the SymPy and
-            torch checks (0: everything in this process, in order).
+            torch checks (0: everything in this process, in order).  Two workers and the main
+            process share this machine's two cores: CVXPY is most of the matrix's CPU time.
     """
 
     full: bool = False
@@ -80,7 +81,7 @@ class VerifyConfig:
     seed: int = 0
     dtypes: tuple[str, ...] = ("float64", "float32")
     figures: bool = True
-    workers: int = 1
+    workers: int = 2
 
 
 @dataclass
@@ -392,7 +393,7 @@ def _summarise_reduction(div: Divergence, table: Any) -> tuple[str, bool, dict, 
     if bad:
         summary += f"; {len(bad)} failed, e.g. {bad[0].side} at p={bad[0].p:.3g}: {bad[0].status}"
         if bad[0].note:
-            summary += f" ({bad[0].note})"
+            summary += f" ({bad[0].note.split('; attempts')[0].strip()})"
     summary += f"; slowest solve {table.max_time:.1f} s"
     return summary, bool(table.passed), _jsonable(table.to_dict()), pts
 

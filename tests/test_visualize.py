@@ -249,6 +249,7 @@ def test_plot_convex_agreement_records_points():
         ConvexPoint("kl", 1e-3, "lower", 1e-11, "abs"),
         ConvexPoint("kl", 1e-3, "upper", 2e-9, "rel"),
         ConvexPoint("alpha_2", 0.5, "upper", 0.0, "rel"),
+        ConvexPoint("tv", 1e-7, "upper", float("inf"), "rel"),  # a bound CVXPY could not certify
     ]
     res = plot_convex_agreement(pts)
     np.testing.assert_array_equal(res.extra["kl/upper/error"], [2e-9])
@@ -257,6 +258,10 @@ def test_plot_convex_agreement_records_points():
     _ax_lo, ax_up = res.figure.axes[:2]
     drawn = [ln.get_ydata() for ln in ax_up.get_lines() if len(ln.get_ydata())]
     assert any(np.array_equal(d, [2e-9]) for d in drawn)
+    # the failure is drawn (as a cross above every finite error), not silently dropped
+    crosses = [ln for ln in ax_up.get_lines() if ln.get_marker() == "x" and len(ln.get_xdata())]
+    assert [list(ln.get_xdata()) for ln in crosses] == [[1e-7]]
+    assert crosses[0].get_ydata()[0] > 1e-6
 
 
 # ------------------------------------------------------------------------ style, files

@@ -225,13 +225,20 @@ class ConvexPoint:
     error_kind: str = "rel"
 
 
+def _marker_for(style: dict[str, Any]) -> str:
+    # a scatter has no line style: give the divergences that share a colour distinct markers
+    ls = style.get("linestyle", "-")
+    return {"-": "o", "--": "s", "-.": "^"}.get(ls, "D") if isinstance(ls, str) else "D"
+
+
 def plot_convex_agreement(
     points: Sequence[ConvexPoint], bar_rel: float = 1e-6, bar_abs: float = 1e-9
 ) -> FigureResult:
     """Plot CVXPY's error against the oracle against p, one panel per band end (log–log).
 
-    Relative errors are drawn as filled circles, absolute ones (bounds below 1e-3) as open
-    circles; the two bars are drawn as lines.
+    Relative errors are drawn filled, absolute ones (bounds below 1e-3) open; an error of 0 is
+    drawn at the bottom edge, and a bound CVXPY could not certify (error = inf) as a red cross at
+    the top edge, so that failures are visible rather than silently missing.
 
     Args:
         points: Comparisons (built by :mod:`bandpo.verification` from ``verify_reduction``).
@@ -242,13 +249,17 @@ def plot_convex_agreement(
         holds ``"<divergence>/<side>/p"`` and ``"<divergence>/<side>/error"`` for each group.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     from bandpo.divergences import DIVERGENCES, resolve_divergence
 
     extra: dict[str, np.ndarray] = {}
     floor = 1e-17
+    finite = [pt.error for pt in points if np.isfinite(pt.error)]
+    top = max([bar_rel * 10, *finite]) * 10
+    n_failed = 0
     with figure_style():
-        fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.6), sharey=True)
+        fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.8), sharey=True)
         names = list(dict.fromkeys(pt.divergence for pt in points))
         for name in names:
             base, _, value = name.partition("_")
@@ -259,31 +270,59 @@ def plot_convex_agreement(
             else:
                 div = None
             style = divergence_style(div) if div is not None else {"label": name}
-            style = {**style, "linestyle": "none", "marker": "o", "ms": 3.5}
+            marker = _marker_for(style)
+            style = {**style, "linestyle": "none", "marker": marker, "ms": 4}
             for ax, side in zip(axes, ("lower", "upper"), strict=True):
                 pts = [pt for pt in points if pt.divergence == name and pt.side == side]
                 p = np.array([pt.p for pt in pts])
                 err = np.array([pt.error for pt in pts])
                 rel = np.array([pt.error_kind == "rel" for pt in pts], dtype=bool)
+                bad = ~np.isfinite(err)
+                n_failed += int(bad.sum())
                 extra[f"{name}/{side}/p"], extra[f"{name}/{side}/error"] = p, err
                 label = style.get("label") if side == "lower" else None
-                ax.plot(p[rel], np.maximum(err[rel], floor), **{**style, "label": label})
+                shown = np.clip(err, floor, None)
+                ax.plot(p[rel & ~bad], shown[rel & ~bad], **{**style, "label": label})
                 ax.plot(
-                    p[~rel],
-                    np.maximum(err[~rel], floor),
-                    **{**style, "label": None, "mfc": "none"},
+                    p[~rel & ~bad], shown[~rel & ~bad], **{**style, "label": None, "mfc": "none"}
+                )
+                ax.plot(
+                    p[bad],
+                    np.full(bad.sum(), top / 3),
+                    ls="none",
+                    marker="x",
+                    color="#D55E00",
+                    ms=6,
+                    mew=1.5,
                 )
         for ax, side in zip(axes, ("lower", "upper"), strict=True):
             ax.axhline(bar_rel, color=REFERENCE_COLOR, lw=1.5, ls="--")
             ax.axhline(bar_abs, color=REFERENCE_COLOR, lw=1.0, ls=":")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.set_ylim(floor / 3, top)
             ax.set_xlabel(r"$p = q(a)$")
             ax.set_title(f"CVXPY vs oracle: {side} bound")
-        axes[0].set_ylabel(
-            f"error (filled: relative, bar {bar_rel:g} --;\nopen: absolute, bar {bar_abs:g} ··)"
-        )
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=6, bbox_to_anchor=(0.5, -0.01))
-        fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(labels) - 1) // 6), 1, 1))
+        axes[0].set_ylabel(f"error against the oracle (0 drawn at {floor:g})")
+        handles = axes[0].get_legend_handles_labels()[0]
+        grey = REFERENCE_COLOR
+        handles += [
+            Line2D([], [], color=grey, ls="--", label=f"relative bar {bar_rel:g}"),
+            Line2D([], [], color=grey, ls=":", label=f"absolute bar {bar_abs:g} (bound < 1e-3)"),
+            Line2D(
+                [], [], color=grey, ls="none", marker="o", mfc="none", label="open: absolute error"
+            ),
+            Line2D(
+                [],
+                [],
+                color="#D55E00",
+                ls="none",
+                marker="x",
+                mew=1.5,
+                label=f"no certified bound ({n_failed})",
+            ),
+        ]
+        fig.legend(handles=handles, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.01))
+        rows = 1 + (len(handles) - 1) // 4
+        fig.tight_layout(rect=(0, 0.05 * rows + 0.01, 1, 1))
     return FigureResult(name="convex_agreement", figure=fig, curves=(), extra=extra)
