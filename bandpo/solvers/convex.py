@@ -228,6 +228,9 @@ class BoundSolution:
         spread_mass: Σ q̂_i |u_i − ū| / Σ q̂_i ū over the same tokens (q-weighted spread).
         jensen_gap: [Σ_{i≠a} q̂_i f(u_i) − Q·f(ū)]/δ, the share of δ spent by not rescaling the
             other tokens uniformly (the reduction check; at solver tolerance when ``active``).
+        primal: Which feasible point carries the value: ``"solver"`` (the solver's π polished
+            along its ray) or ``"lagrangian"`` (the Lagrangian maximiser at the certified
+            multipliers, polished); either way it is checked over all N tokens in float64.
         active: Whether the divergence constraint is tight at the returned π (the end is not
             saturated; the optimiser is then unique for strictly convex f).
         attempts: Every attempt for this bound, in order.
@@ -249,6 +252,7 @@ class BoundSolution:
     spread: float
     spread_mass: float
     jensen_gap: float
+    primal: str
     active: bool
     attempts: tuple[Attempt, ...]
     pi: np.ndarray | None = field(default=None, repr=False)
@@ -863,7 +867,9 @@ def _primal_recovered(prob: _Problem, sense: int, u_a: float, pi: np.ndarray) ->
     return [(-lam * do, lam)]
 
 
-def _best_dual(prob: _Problem, sense: int, cands: list, value: float, target: float) -> float:
+def _best_dual(
+    prob: _Problem, sense: int, cands: list, value: float, target: float
+) -> tuple[float, tuple[float, float] | None]:
     """The smallest weak-duality bound d(λ, ν) over the candidates, refined by a local search.
 
     Any λ ≥ 0 and ν give a valid bound, so the refinement (Nelder–Mead on (ν, log λ) from the
@@ -876,7 +882,7 @@ def _best_dual(prob: _Problem, sense: int, cands: list, value: float, target: fl
         if d < best:
             best, best_nl = d, (nu, lam)
     if best_nl is None or best - sense * value <= target or best_nl[1] <= 0:
-        return best
+        return best, best_nl
     from scipy.optimize import minimize
 
     nu0, lam0 = best_nl
@@ -897,7 +903,44 @@ def _best_dual(prob: _Problem, sense: int, cands: list, value: float, target: fl
             "initial_simplex": np.array([[0.0, 0.0], [1e-6, 0.0], [0.0, 1e-6]]),
         },
     )
-    return min(best, float(res.fun))
+    if float(res.fun) < best:
+        return float(res.fun), (nu0 + scale_nu * res.x[0], lam0 * math.exp(res.x[1]))
+    return best, best_nl
+
+
+def _argmax_u(prob: _Problem, alpha: float, lam: float) -> float | None:
+    """argmax_{u ≥ 0} [α·u − λ·f(u)] (None when unbounded or λ = 0): where α − λf′ changes sign."""
+    if not (lam > 0 and math.isfinite(alpha)):
+        return None
+    s = alpha / lam
+    u_lo, u_hi = math.exp(_T_LO), math.exp(_T_HI)
+    g = lambda u: s - _df_scalar(prob, u)  # noqa: E731 (decreasing in u)
+    if g(u_hi) >= 0:
+        return None
+    if g(u_lo) <= 0:
+        return 0.0
+    return _bisect_log(lambda u: g(u) <= 0, u_lo, u_hi, iters=400)
+
+
+def _lagrangian_primal(prob: _Problem, sense: int, nu: float, lam: float) -> np.ndarray | None:
+    """The maximiser of the Lagrangian at (ν, λ), token by token over all N tokens.
+
+    u_a = argmax[(σ − νp)/p·u − λ f(u)] and, for every i ≠ a with q_i > 0, u_i = argmax[−ν u −
+    λ f(u)] (the same scalar problem for each, since f is the same); tokens with q = 0 get 0.  It
+    is only a candidate: it is made feasible and pushed to the constraint by :func:`_polish`, and
+    counts only through its float64-checked value.
+    """
+    ua = _argmax_u(prob, (sense - nu * prob.p) / prob.p, lam)
+    uo = _argmax_u(prob, -nu, lam)
+    if ua is None or uo is None:
+        return None
+    pi = np.zeros_like(prob.q_hat)
+    pi[prob.others] = prob.q_hat[prob.others] * uo
+    pi[prob.action] = prob.p * ua
+    total = math.fsum(pi)
+    if not (total > 0 and math.isfinite(total)):
+        return None
+    return pi / total
 
 
 def _saturation_candidates(prob: _Problem, sense: int) -> list:
@@ -1022,11 +1065,21 @@ def _solve_bound(
         cands = built.duals() + _primal_recovered(prob, sense, u_a, pi)
         cands += _primal_recovered(prob, sense, u_raw, pi_raw)
         cands += _saturation_candidates(prob, sense)
-        dual = _best_dual(prob, sense, cands, u_a, max(tol.gap * abs(u_a), tol.gap_abs))
+        target = max(tol.gap * abs(u_a), tol.gap_abs)
+        dual, best_nl = _best_dual(prob, sense, cands, u_a, target)
         bound = dual if sense > 0 else -dual
+        # the reduction check reads the solver's own point, before any primal recovery
+        spread, spread_mass, jensen = _spreads(prob, pi)
+        primal_source = "solver"
+        if (bound - u_a) * sense > target and best_nl is not None:
+            rec = _lagrangian_primal(prob, sense, *best_nl)
+            if rec is not None:
+                rec = _polish(prob, sense, rec)
+                u_rec = float(rec[prob.action]) / prob.p
+                if (u_rec - u_a) * sense > 0 and _divergence(prob, rec) <= prob.delta:
+                    pi, u_a, primal_source = rec, u_rec, "lagrangian"
         gap = max(0.0, (bound - u_a) * sense)
         elapsed = time.perf_counter() - t0
-        spread, spread_mass, jensen = _spreads(prob, pi)
         last_residuals = {
             "value": u_a,
             "solver_value": u_raw,
@@ -1071,6 +1124,7 @@ def _solve_bound(
             spread=spread,
             spread_mass=spread_mass,
             jensen_gap=jensen,
+            primal=primal_source,
             active=_divergence(prob, pi) >= prob.delta * (1 - 1e-9),
             attempts=tuple(attempts),
             pi=pi if keep_pi else None,
