@@ -12,19 +12,24 @@ is the registry's exact DCP encoding ``Divergence.cvxpy_f`` (nothing is re-encod
 
 Formulation (why it is shaped this way: scale)
 ---------------------------------------------
-The variables are the ratios u_i = π_i/q̂_i, where q̂ = q/Σq.  With q̂_i down to 1e-12 and ratios up
-to 1/p ~ 1e12, a plain encoding leaves Clarabel with coefficients of 1e-12 next to 1: its static
-regularisation (1e-8) then freezes the action's column and the solver reports "optimal" at a wrong
-value (a tail-token upper bound 100% off).  Two encodings are therefore used, both exact changes of
-variables of the same problem:
+q̂ = q/Σq.  With q̂_i down to 1e-12 and ratios up to 1/p ~ 1e12, a plain encoding leaves Clarabel
+with coefficients of 1e-12 next to 1: its static regularisation (1e-8) then freezes the action's
+column and the solver reports "optimal" at a wrong value (a tail-token upper bound 100% off).
+Four encodings are used, all exact changes of variables of the same problem, every token free:
 
-* ``plain``: u free (u ≥ 0), Σ q̂ u = 1, Σ (q̂/δ) f(u) ≤ 1, objective u_a scaled by an a-priori
-  bound c (the root of q̂_a·f(u) = δ on [1, 1/p], which every feasible u_a obeys since f ≥ 0).
-* ``scaled`` (upper bound): the action enters by its mass π_a = p + m·w through the perspective
-  p·f(π_a/p) (``cvxpy.perspective``, so the cone is homogenised instead of holding u_a ~ 1e10),
-  and every other token by its deviation u_i = 1 − (m/(1 − p))·y_i, where m = p(c − 1) bounds the
-  mass that can move onto a.  Mass conservation then reads w = Σ (q̂_i/(1 − p)) y_i, whose terms
-  are O(1) even when the mass moved is 1e-7 (χ² at p = 1e-12).
+* ``plain``: ratios u_i = π_i/q̂_i ≥ 0, Σ q̂ u = 1, Σ (q̂/δ) f(u) ≤ 1, objective u_a (upper:
+  scaled by an a-priori bound c, the root of q̂_a·f(u) = δ on [1, 1/p], which every feasible u_a
+  obeys since f ≥ 0).
+* ``scaled`` (upper bound): the action enters by its moved mass, u_a = 1 + (m/p)·w with
+  m = p(c − 1), every other token by its deviation u_i = 1 − (m/(1 − p))·y_i; mass conservation
+  becomes w = Σ (q̂_i/(1 − p)) y_i, whose terms are O(1) even when the mass moved is 1e-7.
+* ``perspective`` (upper bound): as ``scaled``, with the action's term p·f(π_a/p) written as
+  ``cvxpy.perspective`` of the registry encoding (its cone homogenised instead of holding
+  u_a ~ 1e10; exp/SOC encodings only).
+* ``mass``: masses π_i as variables, each token's cone homogenised by its own weight q̂_i (a
+  vectorised perspective of the registry encoding, :func:`_homogenised`), so every cone's dual
+  is of the same order; this is what lets exp-cone divergences converge where the ratio form
+  stalls.
 
 Tokens with q_i = 0 may receive mass π_z at the cost π_z·f′(∞) (the perspective of f at q = 0);
 when f′(∞) = ∞ they stay at 0.  With q(a) = 1 this yields the exact p = 1 band
@@ -42,7 +47,13 @@ passes the diagnostics recomputed in float64 from the returned π (:data:`SOLVER
   max u_a ≤ d(λ, ν) = ν + λδ + sup_u[(1 − νp)u − λp f(u)] + Σ_{i≠a} q̂_i sup_u[−νu − λf(u)]
   (and min u_a ≥ −d for the objective −u_a).  The problem is separable, so d is computed exactly
   token by token from scalar conjugates of the registry's f; the multipliers are the solver's
-  duals and a primal-recovered pair.  The certified gap d − value bounds the error of the value.
+  duals and primal-recovered pairs, refined locally (any pair is valid, so refining only
+  tightens).  The value is carried by a feasible π, checked over all N tokens in float64: the
+  solver's π made feasible and pushed to the constraint along the ray that keeps the ratios
+  among the other tokens (``_polish``), or, if that leaves a gap, the Lagrangian maximiser at the
+  certified multipliers (polished the same way).  The solver's own value must lie within 1e-3 of
+  it, so the refinement only finishes the solver's work.  The certified gap |d − value| bounds
+  the error of the value.
 
 If no attempt passes, :class:`ConvexSolveError` is raised with every attempt's status and
 residuals: a number is never returned that looks trustworthy and is not.
