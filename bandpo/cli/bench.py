@@ -51,7 +51,7 @@ def bench(
         bool, typer.Option(help="Also time the torch.compile path (compiles first; slow on CPU).")
     ] = False,
     delta: Annotated[float, typer.Option(help="δ of the timed calls.")] = 0.05,
-    repeats: Annotated[int, typer.Option(help="Timed repetitions (best kept).")] = 5,
+    repeats: Annotated[int, typer.Option(help="Timed repetitions (medians kept).")] = 5,
 ) -> None:
     """Benchmark band_bounds (speed vs paper bisection and torch.exp, error vs golden)."""
     import torch

@@ -3,11 +3,11 @@
 Each row times one (divergence, dtype, device, path) on the same tensor of n log-probabilities
 and reports:
 
-* ``time_s`` and ``elements_per_s`` of ``band_bounds`` (best of ``repeats``);
+* ``time_s`` and ``elements_per_s`` of ``band_bounds`` (median of ``repeats``);
 * ``speedup_vs_paper``: time of :func:`~bandpo.solvers.baselines.paper_bisection` on the same
   tensor divided by ``time_s`` (measured in the same run);
-* ``time_vs_exp``: ``time_s`` divided by the time of ``torch.exp`` on the same tensor, timed
-  interleaved with the solver so that machine load affects both alike;
+* ``time_vs_exp``: the median over repeats of (solver time)/(mean of a ``torch.exp`` on the same
+  tensor timed just before and just after), so that machine load affects both alike;
 * ``worst_rel_error`` / ``worst_ulp``: the worst error of the same path on the golden tables
   (every δ, normal references only; ulps of the output dtype).
 
@@ -122,10 +122,20 @@ def _np_dtype(dtype: torch.dtype):
 def _measure(div, x, device, path: str, delta: float, repeats: int, paper_t: float) -> BenchRow:
     solve = functools.partial(_band._solve, div, fused=path == "fused")
     solve(x, delta)  # warm-up (and compilation, for the fused path)
-    exp_t, band_t = math.inf, math.inf
-    for _ in range(repeats):  # interleaved, so that machine load hits both alike
-        exp_t = min(exp_t, _best_time(functools.partial(torch.exp, x), device, 1))
-        band_t = min(band_t, _best_time(functools.partial(solve, x, delta), device, 1))
+    # exp, solver, exp back to back: each ratio compares runs under the same machine load, and
+    # the median over repeats discards the runs that load disturbed most
+    exp_fn = functools.partial(torch.exp, x)
+    band_ts, ratios, exp_ts = [], [], []
+    for _ in range(repeats):
+        e0 = _best_time(exp_fn, device, 1)
+        b = _best_time(functools.partial(solve, x, delta), device, 1)
+        e1 = _best_time(exp_fn, device, 1)
+        band_ts.append(b)
+        exp_ts.append((e0 + e1) / 2)
+        ratios.append(b / max((e0 + e1) / 2, 1e-9))
+    band_t = float(np.median(band_ts))
+    exp_t = float(np.median(exp_ts))
+    time_vs_exp = float(np.median(ratios))
     rel, ulp = golden_error(div, x.dtype, solve)
     n = x.numel()
     return BenchRow(
@@ -140,7 +150,7 @@ def _measure(div, x, device, path: str, delta: float, repeats: int, paper_t: flo
         paper_time_s=paper_t,
         speedup_vs_paper=paper_t / band_t,
         exp_time_s=exp_t,
-        time_vs_exp=band_t / exp_t,
+        time_vs_exp=time_vs_exp,
         worst_rel_error=rel,
         worst_ulp=ulp,
     )
@@ -169,7 +179,7 @@ def run_bench(
         paths: ``"eager"`` and/or ``"fused"`` (torch.compile; the first call compiles and is not
             timed).
         delta: δ of the timed calls (golden errors use every golden δ).
-        repeats: Timed repetitions of the solver and of ``torch.exp`` (best is kept).
+        repeats: Timed repetitions of the solver and of ``torch.exp`` (medians are kept).
         paper_repeats: Timed repetitions of the paper-style bisection.
         seed: Seed of the input tensor.
         progress: Called with a short label before each measurement.
