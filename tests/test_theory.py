@@ -307,3 +307,8 @@ def test_derive_all_every_registered_divergence_passes():
     assert {"alpha_2", "alpha_-1"} <= keys
     for r in recs:
         assert r.passed, r.report()
+    # a generic alpha: no published closed form, stated with the reason, still every check passes
+    for a in (3.0, -0.5):
+        rec = derive("alpha", alpha=a)
+        assert rec.lower is None and rec.upper is None and rec.passed
+        assert "solve" in rec.lower_reason

@@ -33,6 +33,10 @@ End = Literal["lower", "upper"]
 #: Seconds allowed to one ``sympy.solve`` call.
 SOLVE_SECONDS = 2.5
 
+# r^(k/n) with n above this makes g_f = δ a polynomial of degree ≥ n in r^(1/n): not attempted
+_MAX_ROOT_INDEX = 4
+# solutions larger than this (count_ops) are general-formula radicals, useless to a reader
+_MAX_OPS = 300
 _A = sp.Symbol("a", positive=True)  # a = r^(1/n) when g_f holds r under an n-th root
 # probe points p of the selection (δ is then chosen inside the unsaturated region)
 _PROBE_P = ("0.05", "0.3", "0.5", "0.71", "0.93")
@@ -73,6 +77,15 @@ def _solve(gside: sp.Expr) -> tuple[list[sp.Expr], int, str]:
     n = _root_exponent_lcm(gside)
     if n is None:
         return [], 1, "r appears with an irrational exponent; solve() was not attempted"
+    if n > _MAX_ROOT_INDEX:
+        return (
+            [],
+            n,
+            (
+                f"r appears as r^(k/{n}): g_f = delta is a polynomial equation of degree >= {n} in "
+                f"r^(1/{n}) (no solution by radicals in general); solve() was not attempted"
+            ),
+        )
     var, eq = (R, gside) if n == 1 else (_A, gside.subs(R, _A**n))
     try:
         with time_limit(SOLVE_SECONDS):
@@ -84,7 +97,9 @@ def _solve(gside: sp.Expr) -> tuple[list[sp.Expr], int, str]:
         return [], n, f"solve() found no elementary solution (NotImplementedError: {first})"
     elementary = [s for s in sols if not s.has(sp.RootOf, sp.CRootOf, sp.LambertW)]
     how = "solve(g_f(p, r) = delta, r)" if n == 1 else f"solve in a = r^(1/{n}), r = a^{n}"
-    if sols and not elementary:
+    if not sols:
+        return [], n, f"{how} returned no solution"
+    if not elementary:
         return [], n, f"solve() returned only non-elementary roots ({type(sols[0]).__name__})"
     return elementary, n, how
 
@@ -127,10 +142,30 @@ def _pick(
     sols: list[sp.Expr], n: int, gside: sp.Expr, end: End, G_end: sp.Expr, how: str
 ) -> ClosedForm:
     pts = _probe_points(G_end)
-    good = [a for a in sols if _valid_on(a**n, gside, end, pts)]
+    big = [a for a in sols if sp.count_ops(a) > _MAX_OPS or a.has(sp.Piecewise)]
+    if big and len(big) == len(sols):
+        return ClosedForm(
+            end,
+            None,
+            f"{how}: the {len(sols)} radical solutions have {min(map(sp.count_ops, big))}+ "
+            f"operations (general cubic/quartic formulas; > {_MAX_OPS}): not published as a "
+            "closed form",
+            len(sols),
+        )
+    sols = [a for a in sols if a not in big]
+    real = [a for a in sols if not a.has(sp.I)]
+    good = [a for a in real if _valid_on(a**n, gside, end, pts)]
     if not good:
         if not sols:
             return ClosedForm(end, None, how, 0)
+        if not real:
+            return ClosedForm(
+                end,
+                None,
+                f"{how}: all {len(sols)} solutions need complex intermediate quantities (the "
+                "casus irreducibilis of the cubic); no real closed form is published",
+                len(sols),
+            )
         return ClosedForm(
             end,
             None,

@@ -21,13 +21,12 @@ import sympy as sp
 
 from bandpo.divergences import Divergence
 from bandpo.solvers.oracle import oracle_band
+from bandpo.theory.calculus import limit_at
 from bandpo.theory.checks import (
     Check,
-    SymbolicTimeout,
     check_numeric,
     check_zero,
     domain_points,
-    time_limit,
 )
 from bandpo.theory.closed_forms import ClosedForm
 from bandpo.theory.forms import nice
@@ -64,12 +63,7 @@ class Expansion:
 
 
 def _limit(e, var, point, d):
-    try:
-        with time_limit(5.0):
-            out = sp.limit(e, var, point, d)
-    except (SymbolicTimeout, NotImplementedError, ValueError, TypeError):
-        return None
-    return None if out.has(sp.Limit, sp.nan) else out
+    return limit_at(e, var, point)
 
 
 def expansion(

@@ -6,6 +6,8 @@ goes into a record is re-checked by a residual anyway.
 
 from __future__ import annotations
 
+import time
+
 import sympy as sp
 
 from bandpo.theory.checks import SymbolicTimeout, time_limit
@@ -55,46 +57,58 @@ def _score(e: sp.Expr) -> tuple[int, int]:
     return (sp.count_ops(e), len(str(e)))
 
 
-def nice(e: sp.Expr, *, seconds: float = 1.0, around_one: bool = False) -> sp.Expr:
+def nice(e: sp.Expr, *, seconds: float = 3.0, around_one: bool = False) -> sp.Expr:
     """The shortest of a few equivalent forms of ``e`` (by operation count, then length).
 
     Args:
         e: Expression in p (and δ, r, ...), valid for 0 < p < 1.
-        seconds: Time limit of each candidate rewrite.
+        seconds: Wall-clock budget of all rewrites together (each one is also capped at 1 s;
+            factor() can stall on high-degree radicals): ``e`` itself is always a candidate.
         around_one: Also try the shape 1 + (e − 1) (band ends: 1 ± distance), preferred on ties.
     """
     if e is None or not isinstance(e, sp.Expr) or e.is_Number:
         return e
-    cands: list[sp.Expr] = [e]
+    deadline = time.perf_counter() + seconds
 
-    def attempt(fn):
+    def attempt(fn, into: list) -> None:
+        left = min(1.0, deadline - time.perf_counter())
+        if left <= 0.02:
+            return
         try:
-            with time_limit(seconds):
+            with time_limit(left):
                 out = fn()
         except (SymbolicTimeout, NotImplementedError, TypeError, ValueError, RecursionError):
             return
         if out is not None and not out.has(sp.I, sp.zoo, sp.nan):
-            cands.append(out)
+            into.append(out)
 
-    attempt(lambda: sp.factor(e))
+    cands: list[sp.Expr] = [e]
+    attempt(lambda: sp.factor(e), cands)
     if sp.count_ops(e) < 60:
-        attempt(lambda: sp.simplify(e))
-    attempt(lambda: merge_sqrt(sp.factor(e)))
+        attempt(lambda: sp.simplify(e), cands)
+    attempt(lambda: merge_sqrt(sp.factor(e)), cands)
     if e.has(P):
-        attempt(lambda: sp.simplify(e.subs(P, 1 - _Q)).subs(_Q, 1 - P))
-        attempt(lambda: merge_sqrt(sp.factor(e.subs(P, 1 - _Q))).subs(_Q, 1 - P))
-    cands += [factor_radicands(c) for c in cands]
+        attempt(lambda: sp.simplify(e.subs(P, 1 - _Q)).subs(_Q, 1 - P), cands)
+        attempt(lambda: merge_sqrt(sp.factor(e.subs(P, 1 - _Q))).subs(_Q, 1 - P), cands)
+    for c in list(cands):
+        attempt(lambda c=c: factor_radicands(c), cands)
     best = min(cands, key=_score)
     if around_one:
-        dist = []
-        for d in (sp.expand(e - 1), sp.factor(e - 1), sp.simplify(e - 1)):
-            dist.append(merge_sqrt(d))
-            if d.has(P):
-                dist.append(merge_sqrt(sp.factor(d.subs(P, 1 - _Q))).subs(_Q, 1 - P))
-        dist += [factor_radicands(d) for d in dist]
-        shaped = 1 + min(dist, key=_score)
-        if _score(shaped)[0] <= _score(best)[0] + 1:
-            return shaped
+        dist: list[sp.Expr] = []
+        for make in (
+            lambda: sp.expand(e - 1),
+            lambda: sp.factor(e - 1),
+            lambda: sp.simplify(e - 1),
+        ):
+            attempt(lambda make=make: merge_sqrt(make()), dist)
+        if e.has(P):
+            attempt(lambda: merge_sqrt(sp.factor((e - 1).subs(P, 1 - _Q))).subs(_Q, 1 - P), dist)
+        for d in list(dist):
+            attempt(lambda d=d: factor_radicands(d), dist)
+        if dist:
+            shaped = 1 + min(dist, key=_score)
+            if _score(shaped)[0] <= _score(best)[0] + 1:
+                return shaped
     return best
 
 

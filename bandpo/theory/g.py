@@ -20,6 +20,7 @@ from functools import cache
 import sympy as sp
 
 from bandpo.divergences import Divergence, U
+from bandpo.theory.checks import SymbolicTimeout, time_limit
 from bandpo.theory.symbols import K, P, R, X
 
 __all__ = ["GFunctions", "g_functions"]
@@ -72,7 +73,12 @@ class GFunctions:
 
 
 def _tidy(e: sp.Expr) -> sp.Expr:
-    return sp.factor(sp.cancel(sp.expand_log(sp.powsimp(e), force=False)))
+    """A shorter equivalent form (falls back to ``e``: factor() can stall on r^(7071/10000))."""
+    try:
+        with time_limit(2.0):
+            return sp.factor(sp.cancel(sp.expand_log(sp.powsimp(e), force=False)))
+    except SymbolicTimeout:
+        return e
 
 
 @cache

@@ -24,6 +24,7 @@ import sympy as sp
 
 from bandpo.divergences import Divergence, U
 from bandpo.solvers.oracle import oracle_band
+from bandpo.theory.calculus import limit_at
 from bandpo.theory.checks import (
     Check,
     SymbolicTimeout,
@@ -74,14 +75,14 @@ class Limit:
 
 
 def _limit(e: sp.Expr, var: sp.Symbol, point, direction: str) -> sp.Expr | None:
-    try:
-        with time_limit(_LIMIT_SECONDS):
-            out = sp.limit(e, var, point, direction)
-    except (SymbolicTimeout, NotImplementedError, ValueError, TypeError):
-        return None
-    if out.has(sp.Limit, sp.nan, sp.AccumBounds):
-        return None
-    return out
+    if point is sp.oo:
+        try:
+            with time_limit(_LIMIT_SECONDS):
+                out = sp.limit(e, var, point)
+        except (SymbolicTimeout, NotImplementedError, ValueError, TypeError):
+            return None
+        return None if out.has(sp.Limit, sp.nan, sp.AccumBounds) else out
+    return limit_at(e, var, point, seconds=_LIMIT_SECONDS)
 
 
 def _solve_unit(eq: sp.Expr, var: sp.Symbol, d_cap: sp.Expr) -> sp.Expr | None:

@@ -20,12 +20,14 @@ import mpmath
 import sympy as sp
 
 from bandpo.divergences import Divergence
+from bandpo.theory.calculus import limit_at
 from bandpo.theory.checks import (
     Check,
     SymbolicTimeout,
     check_numeric,
     check_zero,
     domain_points,
+    failed,
     not_applicable,
     proved,
     time_limit,
@@ -86,11 +88,36 @@ class Threshold:
 
 
 def _limit(e: sp.Expr, point: int) -> sp.Expr:
-    try:
-        with time_limit(6.0):
-            return sp.limit(e, P, point, "+" if point == 0 else "-")
-    except (SymbolicTimeout, NotImplementedError):
-        return sp.nan
+    out = limit_at(e, P, point)
+    return sp.nan if out is None else out
+
+
+def _range_check(end: End, G: sp.Expr, point: int, value: sp.Expr) -> Check:
+    """The limit of G at ``point`` from SymPy, cross-checked against G evaluated near it."""
+    stmt = f"G_{end}(p) -> {sp.sstr(value)} as p -> {point}"
+    name = f"{end}.threshold.range_p->{point}"
+    if value is sp.nan:
+        return not_applicable(name, stmt, "sp.limit failed")
+    fn = sp.lambdify(P, G, modules="mpmath")
+    with mpmath.workdps(80):
+        near = [
+            mpmath.mpf(point) + (-1 if point == 1 else 1) * mpmath.mpf(e)
+            for e in ("1e-20", "1e-40")
+        ]
+        v1, v2 = (fn(x) for x in near)
+        if value == sp.oo:
+            ok = v2 > v1 > 0
+        elif value == -sp.oo:
+            ok = v2 < v1 < 0
+        else:
+            ok = abs(v2 - mpmath.mpf(sp.N(value, 60))) <= mpmath.mpf("1e-8") * max(1, abs(v2))
+    if ok:
+        return proved(
+            name, stmt, f"sp.limit (p = 1 - q, q -> 0+ at p -> 1); G(p) near {point} agrees"
+        )
+    return failed(
+        name, stmt, f"sp.limit gave {value} but G at {point} -+ 1e-40 is {mpmath.nstr(v2, 8)}"
+    )
 
 
 def _monotone(G: sp.Expr, want: str) -> tuple[bool | None, str]:
@@ -146,6 +173,9 @@ def _one(div: Divergence, end: End, seed: int) -> tuple[Threshold, list[Check]]:
         )
     sup_point = 0 if end == "upper" else 1
     delta_all = nice(_limit(G, sup_point))
+    checks.append(_range_check(end, G, sup_point, delta_all))
+    if checks[-1].status == "failed":
+        delta_all = sp.nan  # do not build a condition on a wrong limit
     edge = _limit(G, 1 - sup_point)
     checks.append(
         check_zero(
@@ -213,7 +243,10 @@ def _one(div: Divergence, end: End, seed: int) -> tuple[Threshold, list[Check]]:
             )
         )
         rel = P >= p_star if end == "upper" else P <= p_star
-        cond = rel if delta_all == sp.oo else sp.Or(DELTA >= delta_all, rel, evaluate=False)
+        if delta_all in (sp.oo, sp.nan):
+            cond = rel
+        else:
+            cond = sp.Or(DELTA >= delta_all, rel, evaluate=False)
         reason = f"solve(G_{end}(p) = delta, p) with G {want} in p"
     else:
         cond = sp.Le(G, DELTA)
