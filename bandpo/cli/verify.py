@@ -31,6 +31,15 @@ def verify(
     vocab_size: Annotated[
         int, typer.Option("--vocab-size", help="Vocabulary size of the default CVXPY cases.")
     ] = 1000,
+    cases: Annotated[
+        int,
+        typer.Option(
+            "--cases", help="Distributions per divergence for CVXPY (shapes cycle: 4 = each once)."
+        ),
+    ] = 4,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Worker processes for CVXPY (0: run in order).")
+    ] = 2,
     figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Draw figures.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
@@ -54,7 +63,13 @@ def verify(
         divs = [d for d in divs if d.name in divergence]
     if vocab_size < 2:
         raise typer.BadParameter("must be >= 2", param_hint="--vocab-size")
-    config = VerifyConfig(full=full, vocab_size=vocab_size, figures=figures)
+    if cases < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--cases")
+    if workers < 0:
+        raise typer.BadParameter("must be >= 0", param_hint="--workers")
+    config = VerifyConfig(
+        full=full, vocab_size=vocab_size, n_cases=cases, workers=workers, figures=figures
+    )
     report = run_verification(out, config, divergences=divs, progress=progress)
     # the summary column needs room: do not fold it into 80 columns when piped
     Console(width=max(console.width, 150)).print(report.rich_table())
