@@ -205,6 +205,7 @@ def test_tv_spread_is_reported_not_asserted():
 def test_uncertifiable_answer_raises(monkeypatch):
     """A solver that reports optimal at a wrong point is caught by the certificate."""
     monkeypatch.setitem(FALLBACK_ORDER, "upper", (("CLARABEL", "plain"),))
+    monkeypatch.setitem(FALLBACK_ORDER, "upper_exp", (("CLARABEL", "plain"),))
     orig = C._build_plain
 
     def broken(prob, sense):
@@ -233,6 +234,7 @@ def test_uncertifiable_answer_raises(monkeypatch):
 
 def test_status_not_optimal_raises(monkeypatch):
     monkeypatch.setitem(FALLBACK_ORDER, "lower", (("CLARABEL", "plain"),))
+    monkeypatch.setitem(FALLBACK_ORDER, "lower_exp", (("CLARABEL", "plain"),))
     monkeypatch.setitem(
         SOLVER_TOLERANCES,
         "CLARABEL",
@@ -247,7 +249,7 @@ def test_status_not_optimal_raises(monkeypatch):
 def test_tolerance_table_documents_every_entry():
     for key, tol in SOLVER_TOLERANCES.items():
         assert tol.why, key
-    for side in ("lower", "upper"):
+    for side in FALLBACK_ORDER:
         for key, form in FALLBACK_ORDER[side]:
             assert key in SOLVER_TOLERANCES
             assert form in C._BUILDERS

@@ -124,7 +124,7 @@ class SolverTolerance:
 SOLVER_TOLERANCES: dict[str, SolverTolerance] = {
     "CLARABEL": SolverTolerance(
         simplex=1e-7,
-        divergence=1e-5,
+        divergence=1e-3,
         gap=5e-7,
         gap_abs=5e-10,
         settings={},
@@ -133,12 +133,13 @@ SOLVER_TOLERANCES: dict[str, SolverTolerance] = {
         "absolute) certifies issue 5's 1e-6 / 1e-9 bar with a factor 2 to spare.  The solver's "
         "own point only has to show it solved this problem: Clarabel stops at 1e-8 feasibility "
         "in its scaled rows, which the float64 re-evaluation over up to 2e5 terms turns into "
-        "≲ 1e-7 on Σπ and a few 1e-7·δ on the divergence; 1e-7 and 1e-5·δ leave margin and "
-        "still reject a point that solved something else.",
+        "≲ 1e-7 on Σπ and up to 1e-4·δ on the divergence at N = 32768 (homogenised exp "
+        "cones); 1e-7 and 1e-3·δ leave margin and still reject a point that solved something "
+        "else (its value must also lie within 1e-3 of the certified one).",
     ),
     "CLARABEL_TIGHT": SolverTolerance(
         simplex=1e-7,
-        divergence=1e-5,
+        divergence=1e-3,
         gap=5e-7,
         gap_abs=5e-10,
         settings={
@@ -156,7 +157,7 @@ SOLVER_TOLERANCES: dict[str, SolverTolerance] = {
     ),
     "SCS": SolverTolerance(
         simplex=1e-7,
-        divergence=1e-5,
+        divergence=1e-3,
         gap=5e-7,
         gap_abs=5e-10,
         settings={"eps_abs": 1e-10, "eps_rel": 1e-10, "max_iters": 20_000, "time_limit_secs": 10.0},
@@ -181,6 +182,22 @@ FALLBACK_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
     "lower": (
         ("CLARABEL", "plain"),
         ("CLARABEL", "mass"),
+        ("CLARABEL_TIGHT", "plain"),
+        ("SCS", "mass"),
+    ),
+    # encodings with exponential cones (kl, kl_reverse, js, jeffreys): the ratio forms stall at
+    # N ≳ 1e3 (Clarabel's exp-cone steps shrink to 0 when the cones' duals span decades), so the
+    # homogenised mass form goes first
+    "upper_exp": (
+        ("CLARABEL", "mass"),
+        ("CLARABEL", "scaled"),
+        ("CLARABEL", "perspective"),
+        ("CLARABEL", "plain"),
+        ("SCS", "mass"),
+    ),
+    "lower_exp": (
+        ("CLARABEL", "mass"),
+        ("CLARABEL", "plain"),
         ("CLARABEL_TIGHT", "plain"),
         ("SCS", "mass"),
     ),
@@ -752,6 +769,26 @@ def _homogenised(div: Divergence, weights: np.ndarray) -> tuple[Any, Any, list]:
     return pi, total, cons
 
 
+_EXP_CONE: dict[str, bool] = {}
+
+
+def _uses_exp_cone(div: Divergence) -> bool:
+    """Whether the registry's encoding of f canonicalises to exponential cones (cached)."""
+    if div.key not in _EXP_CONE:
+        import cvxpy as cp
+        from cvxpy.constraints.exponential import ExpCone
+
+        x = cp.Variable()
+        aux = cp.Problem(cp.Minimize(div.cvxpy_f(x)))
+        chain = aux._construct_chain(
+            solver="CLARABEL", solver_opts={"use_quad_obj": False}, ignore_dpp=True
+        )
+        chain.reductions = chain.reductions[:-1]
+        canon = chain.apply(aux)[0]
+        _EXP_CONE[div.key] = any(isinstance(c, ExpCone) for c in canon.constraints)
+    return _EXP_CONE[div.key]
+
+
 def _build_mass(prob: _Problem, sense: int) -> _Built:
     """Masses π_i as variables with per-token homogenised cones (see :func:`_homogenised`)."""
     import cvxpy as cp
@@ -1034,7 +1071,8 @@ def _solve_bound(
     attempts: list[Attempt] = []
     last_residuals: dict[str, float] = {}
     t_all = time.perf_counter()
-    for key, form in FALLBACK_ORDER[side]:
+    order = FALLBACK_ORDER[side + "_exp"] if _uses_exp_cone(prob.div) else FALLBACK_ORDER[side]
+    for key, form in order:
         tol = SOLVER_TOLERANCES[key]
         t0 = time.perf_counter()
         try:
