@@ -27,7 +27,7 @@ import torch
 
 from bandpo.divergences import Divergence, U
 
-__all__ = ["Consts", "apply_extremes", "consts_of", "end_root", "root_band"]
+__all__ = ["Consts", "apply_extremes", "consts_of", "end_root", "perspective_lower", "root_band"]
 
 #: Newton iterations of the generic root finder, per behaviour of f at 0 (see ``Consts.kind``).
 #: Measured on a 1100 × 12 grid (p from 1e-300 to 1 − 1e-12, δ from 1e-8 to 20) against 80
@@ -237,10 +237,17 @@ def root_band(
     return lower, upper
 
 
-def apply_extremes(div: Divergence, c: Consts, lp: torch.Tensor, delta, lower, upper):
+def perspective_lower(div: Divergence, c: Consts, delta: torch.Tensor) -> torch.Tensor:
+    """r₋ at p = 1 on δ's own shape (0 at δ = +inf): per-call work, done outside the hot path."""
+    low1 = _perspective_lower(div, c, delta, torch.log(delta))
+    return torch.where(torch.isinf(delta), torch.zeros_like(low1), low1)
+
+
+def apply_extremes(div: Divergence, c: Consts, lp: torch.Tensor, delta, lower, upper, low1):
     """Overwrite the exactly defined end cases (see ``band_bounds``' Notes) on float64 tensors.
 
-    log p = 0 → the perspective band [r₋(1, δ), 1]; log p = −inf → (0, +inf); δ = +inf →
+    log p = 0 → the perspective band [low1, 1] (``low1`` = :func:`perspective_lower`);
+    log p = −inf → (0, +inf); δ = +inf →
     [0, 1/p]; NaN (and log p > 0, outside the domain) → NaN at that position only.
     """
     zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
@@ -250,8 +257,7 @@ def apply_extremes(div: Divergence, c: Consts, lp: torch.Tensor, delta, lower, u
     lower = torch.where(inf_delta, zero, lower)
     upper = torch.where(inf_delta, torch.exp(-lp), upper)
     at_one = lp == 0
-    low1 = _perspective_lower(div, c, delta, torch.log(delta))
-    lower = torch.where(at_one, torch.where(inf_delta, zero, low1), lower)
+    lower = torch.where(at_one, low1, lower)
     upper = torch.where(at_one, torch.ones((), dtype=lp.dtype, device=lp.device), upper)
     at_zero = torch.isneginf(lp)
     lower = torch.where(at_zero, zero, lower)

@@ -29,6 +29,7 @@ Method (details in :mod:`bandpo.solvers._band_root`):
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -156,17 +157,34 @@ def _prepare(div: Divergence, lp: torch.Tensor, delta):
         if isinstance(delta, torch.Tensor)
         else torch.tensor(delta, dtype=torch.float64, device=lp.device)
     )
+    if isinstance(delta, torch.Tensor):
+        low1 = _root.perspective_lower(div, consts, delta_t)
+    else:  # the same few δ every step: solved once per (divergence, δ)
+        low1 = torch.tensor(
+            _perspective_cached(div.name, tuple(sorted(div.params.items())), delta),
+            dtype=torch.float64,
+            device=lp.device,
+        )
     if match is None:
-        return match, consts, delta_t, None, None
+        return match, consts, delta_t, None, None, low1
     hi, lo = _closed.threshold_dd(match, delta)
     if not isinstance(hi, torch.Tensor):
         # 0-d tensors, not Python floats: a fused kernel must not be re-specialised per δ
         hi = torch.tensor(hi, dtype=torch.float64, device=lp.device)
         lo = torch.tensor(lo, dtype=torch.float64, device=lp.device)
-    return match, consts, delta_t, hi, lo
+    return match, consts, delta_t, hi, lo, low1
 
 
-def _core(div: Divergence, match, consts, lp_in: torch.Tensor, delta_t, hi, lo):
+@functools.lru_cache(maxsize=1024)
+def _perspective_cached(name: str, params: tuple, delta: float) -> float:
+    from bandpo.divergences import get_divergence
+
+    div = get_divergence(name, **dict(params))
+    d = torch.tensor(delta, dtype=torch.float64)
+    return float(_root.perspective_lower(div, _root.consts_of(div), d))
+
+
+def _core(div: Divergence, match, consts, lp_in: torch.Tensor, delta_t, hi, lo, low1):
     """The whole band computation on tensors, in float64, cast back to the input dtype.
 
     Pure tensor code with no host synchronisation: this is what ``torch.compile`` fuses.
@@ -180,27 +198,27 @@ def _core(div: Divergence, match, consts, lp_in: torch.Tensor, delta_t, hi, lo):
         lower, upper = _closed.closed_band(match, lp_main, delta_t, hi, lo)
     else:
         lower, upper = _root.root_band(div, consts, lp_main, delta_t)
-    lower, upper = _root.apply_extremes(div, consts, lp_b, delta_t, lower, upper)
+    lower, upper = _root.apply_extremes(div, consts, lp_b, delta_t, lower, upper, low1)
     return lower.to(lp_in.dtype), upper.to(lp_in.dtype)
 
 
 def _band_float64(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tensor, torch.Tensor]:
     """(r₋, r₊) in float64 (eager): the closed form where the theory layer has one, else the
     root finder; then the exactly defined extremes."""
-    match, consts, delta_t, hi, lo = _prepare(div, lp, delta)
-    return _core(div, match, consts, lp.to(torch.float64), delta_t, hi, lo)
+    match, consts, delta_t, hi, lo, low1 = _prepare(div, lp, delta)
+    return _core(div, match, consts, lp.to(torch.float64), delta_t, hi, lo, low1)
 
 
 def _solve(div: Divergence, lp_in: torch.Tensor, delta, *, fused: bool) -> Band:
-    match, consts, delta_t, hi, lo = _prepare(div, lp_in, delta)
+    match, consts, delta_t, hi, lo, low1 = _prepare(div, lp_in, delta)
     if fused and lp_in.numel():
         fn = _fused_fn(div, match, consts, lp_in.device.type)
         if fn is not None:
             try:
-                return Band(*fn(lp_in, delta_t, hi, lo))
+                return Band(*fn(lp_in, delta_t, hi, lo, low1))
             except Exception as err:  # compiler missing or failing: fall back, once, loudly
                 _disable_fused(div, match, lp_in.device.type, err)
-    return Band(*_core(div, match, consts, lp_in, delta_t, hi, lo))
+    return Band(*_core(div, match, consts, lp_in, delta_t, hi, lo, low1))
 
 
 # ------------------------------------------------------------------------------ fused path
@@ -231,7 +249,8 @@ def _fused_fn(div: Divergence, match, consts, device_type: str):
     if key not in _FUSED:
         try:
             compiled = torch.compile(
-                lambda lp, d, hi, lo: _core(div, match, consts, lp, d, hi, lo), dynamic=True
+                lambda lp, d, hi, lo, low1: _core(div, match, consts, lp, d, hi, lo, low1),
+                dynamic=True,
             )
         except Exception as err:  # torch without a working compiler
             _disable_fused(div, match, device_type, err)
