@@ -4,7 +4,7 @@ Every statement the theory layer makes is a :class:`Check`.  A claim of the form
 ``expression == 0`` on the domain (0 < p < 1, δ > 0, 0 < r < 1/p) is checked in two stages:
 
 1. **Symbolic.**  A chain of targeted SymPy rewrites (``cancel``, ``expand∘powsimp``,
-   ``radsimp``, then ``simplify`` for small expressions), each under a wall-clock limit, first on
+   ``radsimp``, then ``simplify`` for small expressions), each under a CPU-time limit, first on
    the residual itself and then with p = 1/(1 + k), k > 0, substituted, which hands SymPy the
    assumption 0 < p < 1 through a positive symbol.  If any stage returns exactly 0 the claim is
    **proved**.
@@ -96,15 +96,18 @@ class Check:
 
 
 class SymbolicTimeout(Exception):
-    """A SymPy step ran past its wall-clock limit."""
+    """A SymPy step ran past its CPU-time limit."""
 
 
 @contextmanager
 def time_limit(seconds: float):
-    """Raise :class:`SymbolicTimeout` in the block after ``seconds`` (main thread, POSIX only).
+    """Raise :class:`SymbolicTimeout` after ``seconds`` of this process's CPU time (POSIX, main
+    thread).
 
-    Elsewhere (worker threads, Windows) the block runs without a limit.  Not re-entrant: an
-    inner limit replaces an outer one, so callers keep SymPy steps unnested.
+    CPU time, not wall-clock time, so that what is proved does not depend on how loaded the
+    machine is (other processes, pytest-xdist workers).  Elsewhere (worker threads, Windows) the
+    block runs without a limit.  Not re-entrant: an inner limit replaces an outer one, so callers
+    keep SymPy steps unnested.
     """
     usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if not usable:
@@ -112,15 +115,15 @@ def time_limit(seconds: float):
         return
 
     def _raise(signum, frame):
-        raise SymbolicTimeout(f"SymPy step exceeded {seconds:g} s")
+        raise SymbolicTimeout(f"SymPy step exceeded {seconds:g} s of CPU time")
 
-    previous = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGPROF, _raise)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def _rewrites() -> list[tuple[str, Callable[[sp.Expr], sp.Expr]]]:
@@ -141,7 +144,7 @@ def symbolic_zero(
 
     Args:
         expr: The residual.
-        seconds: Wall-clock budget of all rewrites together.
+        seconds: CPU-time budget of all rewrites together.
         domain: Further (label, substitution) pairs that encode a restriction of the domain the
             claim is made on (e.g. δ = 2/(1 + e), e > 0, for 0 < δ < 2); tried after the plain
             residual and after p = 1/(1 + k).
@@ -158,12 +161,12 @@ def symbolic_zero(
         candidates.append((" with p = 1/(1+k), k > 0", expr.subs(P, 1 / (1 + K))))
     for label, sub in domain:
         candidates.append((f" with {label}", expr.subs(sub)))
-    deadline = time.perf_counter() + seconds
+    deadline = time.process_time() + seconds
     for suffix, e in candidates:
         for label, fn in _rewrites():
             if label == "simplify" and sp.count_ops(e) > _SIMPLIFY_MAX_OPS:
                 continue
-            left = deadline - time.perf_counter()
+            left = deadline - time.process_time()
             if left <= 0.05:
                 return None
             try:

@@ -68,10 +68,10 @@ def nice(e: sp.Expr, *, seconds: float = 3.0, around_one: bool = False) -> sp.Ex
     """
     if e is None or not isinstance(e, sp.Expr) or e.is_Number:
         return e
-    deadline = time.perf_counter() + seconds
+    deadline = time.process_time() + seconds
 
     def attempt(fn, into: list) -> None:
-        left = min(1.0, deadline - time.perf_counter())
+        left = min(1.0, deadline - time.process_time())
         if left <= 0.02:
             return
         try:
