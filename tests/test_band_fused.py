@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+import functools
+
 import pytest
 import torch
 
 from bandpo.divergences import get_divergence
-from bandpo.golden import GOLDEN_DELTAS, load_golden
 from bandpo.solvers import band as band_mod
+from bandpo.solvers.bench import golden_error
+from bandpo.tolerances import tolerance_for
 
 
 @pytest.fixture
@@ -54,15 +56,15 @@ def test_compiler_failure_falls_back_to_eager(monkeypatch, fresh_fused_cache, wh
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["kl", "chi2"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_fused_equals_eager_on_golden(name, dtype, fresh_fused_cache):
-    """CPU torch.compile (C++ codegen; the first call compiles for 20-100 s)."""
+def test_fused_meets_the_accuracy_bars_on_golden(name, dtype, fresh_fused_cache):
+    """CPU torch.compile (C++ codegen; the first call compiles for 20-100 s).  The fused kernel
+    uses its own vectorised transcendental functions, so it is not bitwise equal to eager; it
+    must meet the same bars against the golden tables."""
     div = get_divergence(name)
-    t = load_golden(div)
-    for d in GOLDEN_DELTAS:
-        lp = torch.tensor(t.log_p[t.delta == d], dtype=dtype)
-        fused = band_mod._solve(div, lp, d, fused=True)
-        eager = band_mod._solve(div, lp, d, fused=False)
-        for a, b in ((fused.lower, eager.lower), (fused.upper, eager.upper)):
-            a, b = a.double().numpy(), b.double().numpy()
-            same = (a == b) | (np.abs(a - b) <= 4 * np.finfo(np.float64).eps * np.abs(b))
-            assert same.all()
+    tol = tolerance_for(dtype)
+    rel, ulp = golden_error(div, dtype, functools.partial(band_mod._solve, div, fused=True))
+    # the float64 bar is relative (1e-12), the float32 bar is in ulps (8)
+    if dtype == torch.float64:
+        assert rel <= tol.rel, rel
+    else:
+        assert ulp <= tol.ulp, ulp
