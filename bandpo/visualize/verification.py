@@ -181,6 +181,19 @@ def plot_solver_ulps(errors: Sequence[SolverErrors] | None = None) -> FigureResu
                 ax.plot(p, np.maximum(worst, ZERO_ULP_FLOOR), marker=".", ms=3, lw=0.9, **style)
                 p_min, p_max = min(p_min, p.min()), max(p_max, p.max())
                 top = max(top, float(np.nanmax(worst)))
+            if top == tol.ulp and all(
+                float(np.nanmax(e.worst_per_p()[1])) == 0 for e in errors if e.dtype == dtype
+            ):
+                # every curve sits on the floor, drawn over each other: say so in words
+                ax.text(
+                    0.5,
+                    0.5,
+                    "every bound of every divergence\ncorrectly rounded (0 ulp)",
+                    transform=ax.transAxes,
+                    ha="center",
+                    fontsize=8.5,
+                    color="#444444",
+                )
             ax.axhline(tol.ulp, color=REFERENCE_COLOR, lw=1.5, ls="--")
             # label at the right end, where p → 1 errors are small: it never hides a curve there
             ax.text(
