@@ -176,7 +176,9 @@ def _chi2_df(u):
 
 
 def _neyman_f(u):
-    return torch.square(u - 1) / u
+    d = u - 1
+    # d·(d/u) rather than d²/u: no overflow of d² for u up to the float range
+    return d * (d / u)
 
 
 def _neyman_df(u):
@@ -194,7 +196,16 @@ def _hellinger_df(u):
 
 def _js_f(u):
     w = (u - 1) / (u + 1)  # 2u/(u+1) = 1 + w and 2/(u+1) = 1 − w
-    return 0.5 * (torch.special.xlog1py(u, w) + torch.log1p(-w))
+    near = torch.abs(w) < 0.5
+    # near u = 1 the log1p forms avoid cancellation; far from it w rounds to ±1 and
+    # log1p(∓w) would give −inf, so the logs are taken of u directly
+    a = torch.where(
+        near,
+        torch.special.xlog1py(u, w),
+        torch.special.xlogy(u, 2 * u) - u * torch.log1p(u),
+    )
+    b = torch.where(near, torch.log1p(-w), math.log(2.0) - torch.log1p(u))
+    return 0.5 * (a + b)
 
 
 def _js_df(u):
@@ -213,11 +224,12 @@ def _jeffreys_df(u):
 
 
 def _lecam_f(u):
-    return torch.square(u - 1) / (u + 1)
+    d = u - 1
+    return d * (d / (u + 1))
 
 
 def _lecam_df(u):
-    return (u - 1) * (u + 3) / torch.square(u + 1)
+    return ((u - 1) / (u + 1)) * ((u + 3) / (u + 1))
 
 
 def _alpha_forms(a: float):

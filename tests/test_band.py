@@ -292,13 +292,7 @@ def test_cuda_matches_cpu(name):
         "kl",
         "tv",
         "chi2",
-        pytest.param(
-            "js",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="registry js f_torch returns -inf for u > ~1e16 (reported to its owner)",
-            ),
-        ),
+        "js",
     ],
 )
 def test_float32_overflow_and_underflow_follow_the_rounded_reference(name):

@@ -32,10 +32,10 @@ IDS = [d.key for d in ALL]
 # ratios spanning the domain: both sides of u = 1, close to it, and the far tails
 U_POINTS = np.concatenate(
     [
-        np.geomspace(1e-12, 0.5, 25),
+        np.geomspace(1e-300, 0.5, 60),
         1 + np.array([-1e-3, -1e-6, 1e-6, 1e-3]),
         np.linspace(0.6, 3.0, 13),
-        np.geomspace(4.0, 1e12, 12),
+        np.geomspace(4.0, 1e300, 40),
     ]
 )
 
@@ -93,8 +93,11 @@ def test_torch_forms_match_sympy(div, which):
     got = torch_fn(u).numpy()
     with mpmath.workdps(40):
         ref = np.array([float(ref_fn(mpmath.mpf(float(x)))) for x in U_POINTS])
-    finite = np.isfinite(ref)
-    assert np.array_equal(np.isfinite(got), finite)
+    # where the true value leaves float64's range (u ~ 1e300 for chi2-like f) the form may
+    # overflow a little early, but never to NaN and never to a wrong finite number
+    finite = np.abs(ref) < 1e300
+    assert np.isfinite(got[finite]).all()
+    assert not np.isnan(got).any() and (np.abs(got[~finite]) > 1e299).all()
     # relative error in units of float64 eps, scaled by the condition of evaluating f near u = 1
     scale = np.maximum(np.abs(ref), 1e-300)
     rel = np.abs(got[finite] - ref[finite]) / scale[finite]
