@@ -35,7 +35,14 @@ import torch
 
 from bandpo.divergences import Divergence, U, get_divergence
 
-__all__ = ["CLOSED_FAMILIES", "ClosedMatch", "closed_band", "closed_match", "threshold_dd"]
+__all__ = [
+    "CLOSED_FAMILIES",
+    "ClosedMatch",
+    "closed_band",
+    "closed_band_fast",
+    "closed_match",
+    "threshold_dd",
+]
 
 #: Templates with a stable torch closed form here (their SymPy forms come from the registry).
 CLOSED_FAMILIES = ("tv", "chi2", "neyman", "hellinger", "lecam")
@@ -207,3 +214,129 @@ def closed_band(
     lower, upper, sat_lo = _FORMS[match.family](lp, p, q, inv_p, k, d, t)
     lower = torch.where(sat_lo, torch.zeros((), dtype=lp.dtype, device=lp.device), lower)
     return lower, upper
+
+
+# ------------------------------------------------------------------ the eager scalar-δ fast path
+#
+# The same forms, for a finite Python-number δ, written for eager CPU speed: every elementwise
+# op works in the input's own precision (float32 stays float32) and in place, into the two
+# output buffers and at most a few temporaries, with no boolean masks (``torch.where`` and
+# ``masked_fill`` cost as much as two ``exp`` on CPU).  Saturation is a clamp: the saturated
+# lower end is where the unclamped form goes negative (r₋ = 0), and the upper end is
+# min(form, 1/p) where the form passes 1/p past saturation (tv, chi2, neyman, lecam) or a
+# threshold on 1/p selects it (hellinger).  The extremes come out of the same arithmetic:
+# log p = −inf gives (0, +inf), NaN stays NaN (clamp, minimum and maximum propagate it), and
+# log p = 0 gives the p = 1 perspective band (checked against the golden tables).
+#
+# All the forms use m = 1 − p*/p = −expm1(−t), t = log p − log p*, from the two-term threshold
+# (hi, lo): log p − hi is exact (Sterbenz) where it matters, so r₋ keeps full relative accuracy
+# down to saturation in float32 as in float64.
+
+
+def _one_minus_ratio_(buf: torch.Tensor, lp: torch.Tensor, hi: float, lo: float) -> torch.Tensor:
+    """m = 1 − p*/p = −expm1((hi − log p) + lo) written into ``buf``, clamped at 0 (the
+    saturated lower end)."""
+    torch.sub(lp, hi, out=buf)
+    return buf.neg_().add_(lo).expm1_().neg_().clamp_min_(0.0)
+
+
+def _fast_tv(lp, d, hi, lo, lower, upper):
+    # r₊ = 1 + δ/p, saturated at 1/p where δ ≥ 1 − p; δ/p = (√δ·p^(−½))² stays finite in
+    # float32 where 1/p overflows
+    torch.mul(lp, -0.5, out=upper).exp_().mul_(math.sqrt(d)).square_().add_(1.0)
+    torch.minimum(upper, torch.neg(lp, out=lower).exp_(), out=upper)
+    _one_minus_ratio_(lower, lp, hi, lo)  # r₋ = 1 − δ/p
+
+
+def _fast_chi2(lp, d, hi, lo, lower, upper):
+    torch.neg(lp, out=lower).exp_()  # 1/p
+    # r± = 1 ± s, s = sqrt(δk) = sqrt(δq)·p^(−½), k = (1 − p)/p: never through k itself, which
+    # overflows float32 (p < 3e−39) where s does not
+    s1 = torch.expm1(lp).mul_(-d).sqrt_().mul_(torch.mul(lp, -0.5, out=upper).exp_()).add_(1.0)
+    torch.minimum(s1, lower, out=upper)  # saturated (1/p) where k ≤ δ
+    # r₋ = (1 − δk)/(1 + s) and 1 − δk = (1 + δ)·(1 − p*/p); p → 0 gives 0/inf = 0
+    _one_minus_ratio_(lower, lp, hi, lo).mul_(1.0 + d).div_(s1)
+
+
+def _fast_neyman(lp, d, hi, lo, lower, upper):
+    torch.exp(lp, out=lower)  # p
+    den = torch.expm1(lp).mul_(lower).mul_(-4.0 * d).add_(d * d).sqrt_()  # D = sqrt(δ(δ + 4pq))
+    den.add_(d).add_(lower, alpha=2.0)
+    # r₋ = 2p/(2p + δ + D); r₊ = (2p + δ + D)/(2p(1 + δ)), at most 1/p (never saturated)
+    lower.mul_(2.0).div_(den)
+    # ·p^(−½)·p^(−½), not ·(1/p): 1/p overflows float32 (p < 3e−39) where r₊ may not
+    half = torch.mul(lp, -0.5, out=upper).exp_()
+    den.mul_(0.5 / (1.0 + d)).mul_(half).mul_(half)
+    torch.minimum(den, torch.neg(lp, out=upper).exp_(), out=upper)
+
+
+def _fast_lecam(lp, d, hi, lo, lower, upper):
+    p = torch.exp(lp, out=lower)
+    q = torch.expm1(lp, out=upper).neg_()
+    num = torch.mul(p, q)
+    e = torch.mul(num, 8.0 * d).add_(d * d).sqrt_()  # E = sqrt(δ(δ + 8pq))
+    # r₊ = 1 + N/(p(2 + δ)), N = E + a, a = δ(q − p); for a < 0 the stable form is
+    # N = 4pqδ(2 + δ)/(E + |a|).  Selected without a mask: N = lerp(C/(E + |a|), E + |a|, w),
+    # w = [a ≥ 0] from sign(), and lerp is exact at w ∈ {0, 1}.
+    w = torch.sub(q, p)
+    ea = torch.abs(w).mul_(d).add_(e)
+    num.mul_(4.0 * d * (2.0 + d)).div_(ea)
+    w.sign_().add_(1.0).clamp_max_(1.0)
+    num.lerp_(ea, w)
+    den = e.add_(q, alpha=d).add_(p, alpha=2.0)  # 2p + δq + E
+    # ·p^(−½)·p^(−½), not ·(1/p): 1/p overflows float32 (p < 3e−39) where r₊ may not
+    half = torch.mul(lp, -0.5, out=upper).exp_()  # (q is no longer needed)
+    num.mul_(1.0 / (2.0 + d)).mul_(half).mul_(half).add_(1.0)
+    torch.neg(lp, out=upper).exp_()  # 1/p
+    torch.minimum(num, upper, out=upper)  # saturated where 2q ≤ δ(1 + p)
+    # r₋ = (2 + δ)·p·(1 − p*/p)/(2p + δq + E)
+    lower.mul_(_one_minus_ratio_(w, lp, hi, lo)).mul_(2.0 + d).div_(den)
+
+
+def _fast_hellinger(lp, d, hi, lo, lower, upper):
+    c = 1.0 - d / 2.0
+    torch.neg(lp, out=upper).exp_()  # 1/p
+    if c <= 0.0:  # δ ≥ 2: H² ≤ 2 always, both ends saturated
+        torch.clamp(lp, 0.0, 0.0, out=lower)  # clamp keeps NaN
+        return
+    # r± = (c ± h)², h = ½·sqrt(δ(4 − δ)q)·p^(−½) (k = q/p overflows float32 where h does
+    # not); c − h = (1 − p*/p)/(c + h)
+    half = torch.mul(lp, -0.5, out=lower).exp_()
+    ch = torch.expm1(lp).mul_(-0.25 * d * (4.0 - d)).sqrt_().mul_(half).add_(c)
+    _one_minus_ratio_(lower, lp, hi, lo).div_(ch).square_()
+    # r₊ saturates (1/p) where √p ≥ c, i.e. 1/p ≤ 1/c²; there (c + h)² ≤ 1/p, so
+    # r₊ = max((c + h)², 1/p·[1/p ≤ 1/c²]), the indicator by a threshold (no mask)
+    torch.nn.functional.threshold_(upper.neg_(), -1.0 / (c * c), 0.0)
+    torch.maximum(ch.square_(), upper.neg_(), out=upper)
+
+
+_FAST_FORMS: dict[str, Callable] = {
+    "tv": _fast_tv,
+    "chi2": _fast_chi2,
+    "neyman": _fast_neyman,
+    "lecam": _fast_lecam,
+    "hellinger": _fast_hellinger,
+}
+
+
+def closed_band_fast(
+    match: ClosedMatch, lp: torch.Tensor, delta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r₋, r₊) of ``match`` for a finite Python-number δ, in ``lp``'s dtype (float32/float64).
+
+    Every log p ≤ 0 is handled, the extremes included (see the comment above); log p > 0 must be
+    excluded by the caller.  The lower end's threshold log p* is a double-double, split again
+    for a float32 ``lp`` so that log p − hi stays exact in float32.  Both ends are written into
+    one (2, *shape) allocation (one allocation instead of two: on CPU, fresh pages cost more
+    than the arithmetic), returned as its two contiguous halves.
+    """
+    d = delta / match.scale
+    hi, lo = _log_threshold_dd(match.family, d)
+    if lp.dtype != torch.float64:
+        hi32 = float(torch.tensor(hi, dtype=lp.dtype))
+        lo = float(torch.tensor((hi - hi32) + lo, dtype=lp.dtype))
+        hi = hi32
+    lp = lp.contiguous()
+    out = torch.empty((2, *lp.shape), dtype=lp.dtype, device=lp.device)
+    _FAST_FORMS[match.family](lp, d, hi, lo, out[0], out[1])
+    return out[0], out[1]

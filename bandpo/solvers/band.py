@@ -139,13 +139,37 @@ def band_bounds(
     lp_in = _check_input(old_log_prob)
     div = resolve_divergence(divergence, **params)
     d = _check_delta(delta, lp_in, validate)
-    if validate and lp_in.numel() and bool((lp_in > 0).any()):
-        raise ValueError(
-            "old_log_prob must be <= 0 everywhere (log-probabilities; p in [0, 1]), got "
-            f"max {lp_in.max().item()!r}"
-        )
+    if validate and lp_in.numel():
+        # one reduction and one sync; amax is NaN where any entry is, then count positives
+        top = float(lp_in.detach().amax())
+        if top > 0 or (math.isnan(top) and bool((lp_in > 0).any())):
+            raise ValueError(
+                "old_log_prob must be <= 0 everywhere (log-probabilities; p in [0, 1]), got "
+                f"max {float(torch.nan_to_num(lp_in.detach(), nan=-math.inf).amax())!r}"
+            )
     with torch.no_grad():
-        return _solve(div, lp_in.detach(), d, fused=_use_fused(lp_in.device))
+        lp = lp_in.detach()
+        fused = _use_fused(lp_in.device)
+        if not fused and isinstance(d, float) and math.isfinite(d):
+            band = _solve_eager_scalar(div, lp, d, validated=validate)
+            if band is not None:
+                return band
+        return _solve(div, lp, d, fused=fused)
+
+
+def _solve_eager_scalar(div: Divergence, lp_in: torch.Tensor, delta: float, *, validated: bool):
+    """The eager path for a finite Python-number δ, in the input's precision where that meets
+    the accuracy bars (float32, float64; half precisions are computed in float64 and rounded
+    once).  None where no such path exists for ``div`` (the general path then runs)."""
+    match = _closed.closed_match(div)
+    if match is None:
+        return None
+    lp = lp_in if lp_in.dtype in (torch.float32, torch.float64) else lp_in.to(torch.float64)
+    if not validated:
+        # log p > 0 is outside the domain: NaN there, without a mask (sqrt(−0) = −0 elsewhere)
+        lp = lp + torch.clamp_min(lp, 0.0).neg_().sqrt_()
+    lower, upper = _closed.closed_band_fast(match, lp, delta)
+    return Band(lower.to(lp_in.dtype), upper.to(lp_in.dtype))
 
 
 def _prepare(div: Divergence, lp: torch.Tensor, delta):
