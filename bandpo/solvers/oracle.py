@@ -149,13 +149,14 @@ def _illinois(h, a: Any, b: Any, ha: Any, hb: Any, tol: Any, maxiter: int = 2000
 def _solve_end(h, t_inner: Any, t_outer: Any, tol: Any) -> tuple:
     """Root of h(t) = g − δ between t_inner (h < 0) and t_outer (h > 0) with a robust bracket.
 
-    Bisects first until the bracket is within a factor of the root scale, then Illinois.
+    Bisects first until the bracket is narrower than 1 or than a quarter of its largest |t|
+    (a root at t ≈ −5e298 needs no 990 halvings), then Illinois.
     """
     a, b = t_inner, t_outer
     ha, hb = h(a), h(b)
     # a few bisection steps tame the very flat/steep ends (t → −∞ for the lower root)
     n_bisect = 0
-    while abs(b - a) > 1 and n_bisect < 4000:
+    while abs(b - a) > max(1, abs(a) / 4, abs(b) / 4) and n_bisect < 4000:
         m = (a + b) / 2
         hm = h(m)
         if hm == 0:
@@ -215,6 +216,13 @@ def oracle_band_detail(
             raise ValueError(f"p must be in (0, 1], got {p!r}")
         if mpmath.isnan(dm) or not dm > 0:
             raise ValueError(f"delta must be > 0 (+inf allowed), got {delta!r}")
+        # A root r = e^t with |t| up to ~δ/p (kl's lower end: ln r₋ ≈ −δ/p) needs |t| resolved
+        # to 10^−(dps+10) absolute, i.e. log10(δ/p) more digits than r itself.
+        ratio = dm / pm
+        extra = int(mpmath.log10(ratio)) + 2 if mpmath.isfinite(ratio) and ratio > 10 else 0
+    with mpmath.workdps(dps + _GUARD_DIGITS + extra):
+        pm = _to_mpf(p, "p")
+        dm = _to_mpf(delta, "delta")
         one = mpmath.mpf(1)
         inv_p = one / pm
         f0 = _f_at_zero(div)
@@ -235,8 +243,8 @@ def oracle_band_detail(
 
             if f0 + slope <= dm:
                 return OracleDetail(mpmath.mpf(0), one, True, True, 0, 0, pm)
-            t_lo, n = _bracket_lower(g1)
-            root, it = _solve_end(g1, mpmath.mpf(0), t_lo, tol)
+            t_in, t_lo, n = _bracket_lower(g1)
+            root, it = _solve_end(g1, t_in, t_lo, tol)
             return OracleDetail(mpmath.exp(root), one, False, True, it + n, 0, pm)
 
         q = 1 - pm
@@ -259,23 +267,24 @@ def oracle_band_detail(
         if g_bottom <= dm:
             lower, lo_sat, lo_it = mpmath.mpf(0), True, 0
         else:
-            t_lo, n = _bracket_lower(h)
-            root, lo_it = _solve_end(h, mpmath.mpf(0), t_lo, tol)
+            t_in, t_lo, n = _bracket_lower(h)
+            root, lo_it = _solve_end(h, t_in, t_lo, tol)
             lower, lo_sat = mpmath.exp(root), False
             lo_it += n
         return OracleDetail(+lower, +upper, lo_sat, up_sat, lo_it, up_it, pm)
 
 
 def _bracket_lower(h) -> tuple:
-    """Find t < 0 with h(t) > 0 by doubling |t| (h(0) < 0, and h(t) → g(0⁺) − δ > 0)."""
-    t = mpmath.mpf(-1)
+    """Bracket the lower root in t: returns (t_inner, t_outer, doublings) with h(t_inner) ≤ 0 <
+    h(t_outer), found by doubling |t| from −1 (h(0) < 0, and h(t) → g(0⁺) − δ > 0)."""
+    t_inner, t = mpmath.mpf(0), mpmath.mpf(-1)
     n = 0
     while h(t) <= 0:
-        t *= 2
+        t_inner, t = t, t * 2
         n += 1
         if n > 5000:  # pragma: no cover - |t| = 2^5000: g(0⁺) − δ > 0 was promised
             raise RuntimeError("oracle could not bracket the lower root")
-    return t, n
+    return t_inner, t, n
 
 
 def oracle_band(
