@@ -139,6 +139,7 @@ def band_bounds(
     lp_in = _check_input(old_log_prob)
     div = resolve_divergence(divergence, **params)
     d = _check_delta(delta, lp_in, validate)
+    top = None
     if validate and lp_in.numel():
         # one reduction and one sync; amax is NaN where any entry is, then count positives
         top = float(lp_in.detach().amax())
@@ -148,13 +149,38 @@ def band_bounds(
                 f"max {float(torch.nan_to_num(lp_in.detach(), nan=-math.inf).amax())!r}"
             )
     with torch.no_grad():
-        lp = lp_in.detach()
-        fused = _use_fused(lp_in.device)
-        if not fused and isinstance(d, float) and math.isfinite(d):
-            band = _solve_eager_scalar(div, lp, d, validated=validate)
-            if band is not None:
-                return band
-        return _solve(div, lp, d, fused=fused)
+        return _solve(div, lp_in.detach(), d, fused=_use_fused(lp_in.device), top=top)
+
+
+def _solve_eager(div: Divergence, lp: torch.Tensor, d, *, top: float | None) -> Band:
+    """The eager path: the fast forms for a finite Python-number δ where they apply, else the
+    general float64 core.  ``top`` is max(log p) when the caller validated, else None."""
+    if isinstance(d, float) and math.isfinite(d):
+        band = _solve_eager_scalar(div, lp, d, validated=top is not None)
+        if band is not None:
+            return band
+        if top is not None and _root.kl_scale(div) is not None:
+            return _kl_eager(div, lp, d, top)
+    match, consts, delta_t, hi, lo, low1 = _prepare(div, lp, d)
+    return Band(*_core(div, match, consts, lp, delta_t, hi, lo, low1))
+
+
+def _kl_eager(div: Divergence, lp: torch.Tensor, d: float, top: float) -> Band:
+    """The KL fast path (validated input).  It covers log p in [KL_MIN_LOG_P, 0); the few other
+    entries (log p = 0, −inf, below KL_MIN_LOG_P, NaN), known from max(log p) and one more
+    reduction, are gathered and solved by the general core."""
+    low = float(lp.amin())
+    odd_any = not (top < 0 and low >= _root.KL_MIN_LOG_P)  # NaN counts as odd
+    lp_fast = lp.clamp(_root.KL_MIN_LOG_P, -1e-30) if odd_any else lp
+    lower, upper = _root.kl_band_fast(lp_fast, d, _root.kl_scale(div))
+    if odd_any:
+        flat = lp.reshape(-1)
+        idx = ((flat < 0) & (flat >= _root.KL_MIN_LOG_P)).logical_not_().nonzero().squeeze(1)
+        match, consts, delta_t, hi, lo, low1 = _prepare(div, lp, d)
+        lo_odd, up_odd = _core(div, match, consts, flat[idx], delta_t, hi, lo, low1)
+        lower.view(-1)[idx] = lo_odd
+        upper.view(-1)[idx] = up_odd
+    return Band(lower, upper)
 
 
 def _solve_eager_scalar(div: Divergence, lp_in: torch.Tensor, delta: float, *, validated: bool):
@@ -233,16 +259,16 @@ def _band_float64(div: Divergence, lp: torch.Tensor, delta) -> tuple[torch.Tenso
     return _core(div, match, consts, lp.to(torch.float64), delta_t, hi, lo, low1)
 
 
-def _solve(div: Divergence, lp_in: torch.Tensor, delta, *, fused: bool) -> Band:
-    match, consts, delta_t, hi, lo, low1 = _prepare(div, lp_in, delta)
+def _solve(div: Divergence, lp_in: torch.Tensor, delta, *, fused: bool, top=None) -> Band:
     if fused and lp_in.numel():
+        match, consts, delta_t, hi, lo, low1 = _prepare(div, lp_in, delta)
         fn = _fused_fn(div, match, consts, lp_in.device.type)
         if fn is not None:
             try:
                 return Band(*fn(lp_in, delta_t, hi, lo, low1))
             except Exception as err:  # compiler missing or failing: fall back, once, loudly
                 _disable_fused(div, match, lp_in.device.type, err)
-    return Band(*_core(div, match, consts, lp_in, delta_t, hi, lo, low1))
+    return _solve_eager(div, lp_in, delta, top=top)
 
 
 # ------------------------------------------------------------------------------ fused path
