@@ -32,11 +32,7 @@ COMMAND_MODULES = (
 )
 
 for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(_name).register(app)
-    except ModuleNotFoundError as _err:  # a command still being written (development only)
-        if _err.name != _name:
-            raise
+    importlib.import_module(_name).register(app)
 
 
 def main() -> None:
