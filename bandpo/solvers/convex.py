@@ -286,6 +286,16 @@ class BoundSolution:
     pi: np.ndarray | None = field(default=None, repr=False)
 
 
+def _per_bound(attr: str) -> property:
+    """A read-only property: ``PerBound(lower_solution.<attr>, upper_solution.<attr>)``."""
+
+    def get(self: ConvexBandResult) -> PerBound:
+        return PerBound(getattr(self.lower_solution, attr), getattr(self.upper_solution, attr))
+
+    get.__doc__ = f"The :class:`BoundSolution` field ``{attr}`` of both bounds, as (lower, upper)."
+    return property(get)
+
+
 @dataclass(frozen=True)
 class ConvexBandResult:
     """The band [lower, upper] of one action under a full distribution, with diagnostics.
@@ -313,43 +323,15 @@ class ConvexBandResult:
         """``"optimal"``: a result is only returned when both bounds are optimal and certified."""
         return "optimal"
 
-    @property
-    def statuses(self) -> PerBound:
-        return PerBound(self.lower_solution.status, self.upper_solution.status)
-
-    @property
-    def solver(self) -> PerBound:
-        return PerBound(self.lower_solution.solver, self.upper_solution.solver)
-
-    @property
-    def solve_time(self) -> PerBound:
-        return PerBound(self.lower_solution.solve_time, self.upper_solution.solve_time)
-
-    @property
-    def simplex_residual(self) -> PerBound:
-        return PerBound(self.lower_solution.simplex_residual, self.upper_solution.simplex_residual)
-
-    @property
-    def divergence_excess(self) -> PerBound:
-        return PerBound(
-            self.lower_solution.divergence_excess, self.upper_solution.divergence_excess
-        )
-
-    @property
-    def gap(self) -> PerBound:
-        return PerBound(self.lower_solution.gap, self.upper_solution.gap)
-
-    @property
-    def spread(self) -> PerBound:
-        return PerBound(self.lower_solution.spread, self.upper_solution.spread)
-
-    @property
-    def spread_mass(self) -> PerBound:
-        return PerBound(self.lower_solution.spread_mass, self.upper_solution.spread_mass)
-
-    @property
-    def jensen_gap(self) -> PerBound:
-        return PerBound(self.lower_solution.jensen_gap, self.upper_solution.jensen_gap)
+    statuses = _per_bound("status")
+    solver = _per_bound("solver")
+    solve_time = _per_bound("solve_time")
+    simplex_residual = _per_bound("simplex_residual")
+    divergence_excess = _per_bound("divergence_excess")
+    gap = _per_bound("gap")
+    spread = _per_bound("spread")
+    spread_mass = _per_bound("spread_mass")
+    jensen_gap = _per_bound("jensen_gap")
 
 
 class ConvexSolveError(RuntimeError):
