@@ -335,6 +335,28 @@ def cases_ref(cases: CaseSet, end: str, i: int) -> float:
     return float((cases.expected_lower if end == "lower" else cases.expected_upper)[i])
 
 
+def _pass_fail(
+    name: str, title: str, dt: str, n_checked: int, failed: np.ndarray | int, detail: str
+) -> CheckResult:
+    """A check that passes exactly when nothing failed.
+
+    ``failed`` is either the boolean mask of violations (counted here) or the count itself.
+    """
+    n_failed = int(failed.sum()) if isinstance(failed, np.ndarray) else int(failed)
+    return CheckResult(name, title, dt, FAIL if n_failed else PASS, n_checked, n_failed, detail)
+
+
+def _first_band(cases: CaseSet, bad: np.ndarray, got_lo: np.ndarray, got_up: np.ndarray) -> str:
+    """``"e.g. p=…, δ=…: [lower, upper]"`` at the first flagged point, or "" when none is."""
+    if not bad.any():
+        return ""
+    i = int(np.flatnonzero(bad)[0])
+    return (
+        f"e.g. p={fmt_p(cases.p[i], cases.log_p[i])}, δ={cases.delta[i]:g}: "
+        f"[{fmt_val(got_lo[i])}, {fmt_val(got_up[i])}]"
+    )
+
+
 def invariants(
     cases: CaseSet,
     got_lo: np.ndarray,
@@ -353,49 +375,18 @@ def invariants(
     ref_fin_lo = np.isfinite(cases.expected_lower)
     ref_fin_up = np.isfinite(cases.expected_upper)
     bad_fin = valid & ((ref_fin_lo & ~np.isfinite(got_lo)) | (ref_fin_up & ~np.isfinite(got_up)))
-    detail = ""
-    if bad_fin.any():
-        i = int(np.flatnonzero(bad_fin)[0])
-        detail = (
-            f"e.g. p={fmt_p(cases.p[i], cases.log_p[i])}, δ={cases.delta[i]:g}: "
-            f"[{fmt_val(got_lo[i])}, {fmt_val(got_up[i])}]"
-        )
-    out.append(
-        CheckResult(
-            "finite",
-            "finite where the band is finite",
-            dt,
-            FAIL if bad_fin.any() else PASS,
-            n,
-            int(bad_fin.sum()),
-            detail,
-        )
-    )
+    detail = _first_band(cases, bad_fin, got_lo, got_up)
+    out.append(_pass_fail("finite", "finite where the band is finite", dt, n, bad_fin, detail))
 
     # ---- order: 0 ≤ lower ≤ 1 ≤ upper (exact: r = 1 must never be clipped)
     with np.errstate(invalid="ignore"):
         fin = np.isfinite(got_lo) & ~np.isnan(got_up)
         bad = fin & ~((got_lo >= 0) & (got_lo <= 1) & (got_up >= 1))
-    detail = ""
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        swapped = int((fin & (got_lo > got_up)).sum())
-        detail = (
-            f"e.g. p={fmt_p(cases.p[i], cases.log_p[i])}, δ={cases.delta[i]:g}: "
-            f"[{fmt_val(got_lo[i])}, {fmt_val(got_up[i])}]"
-            + (f"; lower > upper at {swapped} points" if swapped else "")
-        )
-    out.append(
-        CheckResult(
-            "order",
-            "0 ≤ lower ≤ 1 ≤ upper",
-            dt,
-            FAIL if bad.any() else PASS,
-            int(fin.sum()),
-            int(bad.sum()),
-            detail,
-        )
-    )
+    detail = _first_band(cases, bad, got_lo, got_up)
+    swapped = int((fin & (got_lo > got_up)).sum())
+    if detail and swapped:
+        detail += f"; lower > upper at {swapped} points"
+    out.append(_pass_fail("order", "0 ≤ lower ≤ 1 ≤ upper", dt, int(fin.sum()), bad, detail))
 
     # ---- simplex: upper ≤ 1/p (u·p ≤ 1 up to the bar; skipped where a transform changed it)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -409,17 +400,7 @@ def invariants(
             f"worst: upper·p = {prod[i]:.6g} at p={fmt_p(cases.p[i], cases.log_p[i])}, "
             f"δ={cases.delta[i]:g} (upper {fmt_val(got_up[i])}, 1/p {fmt_val(cases.inv_p[i])})"
         )
-    out.append(
-        CheckResult(
-            "simplex",
-            "upper ≤ 1/p",
-            dt,
-            FAIL if bad.any() else PASS,
-            int(sel.sum()),
-            int(bad.sum()),
-            detail,
-        )
-    )
+    out.append(_pass_fail("simplex", "upper ≤ 1/p", dt, int(sel.sum()), bad, detail))
 
     # ---- monotone in p: r₋ non-decreasing, r₊ non-increasing (slack: twice the bar)
     slack = 2 * tol.rel
@@ -445,17 +426,7 @@ def invariants(
                     f"p={fmt_p(cases.p[i1], cases.log_p[i1])} → {fmt_val(b[j])} "
                     f"(δ={cases.delta[i0]:g})"
                 )
-    out.append(
-        CheckResult(
-            "monotone-p",
-            "monotone in p",
-            dt,
-            FAIL if n_bad else PASS,
-            n_mono,
-            n_bad,
-            worst or "",
-        )
-    )
+    out.append(_pass_fail("monotone-p", "monotone in p", dt, n_mono, n_bad, worst or ""))
 
     # ---- monotone in δ (when several δ): r₋ non-increasing, r₊ non-decreasing
     deltas = sorted(set(cases.delta.tolist()))
@@ -481,17 +452,7 @@ def invariants(
                         f"δ={cases.delta[idx[j]]:g} → {fmt_val(a[j])}, "
                         f"δ={cases.delta[idx[j + 1]]:g} → {fmt_val(b[j])}"
                     )
-        out.append(
-            CheckResult(
-                "monotone-delta",
-                "monotone in δ",
-                dt,
-                FAIL if n_bad else PASS,
-                n_chk,
-                n_bad,
-                worst or "",
-            )
-        )
+        out.append(_pass_fail("monotone-delta", "monotone in δ", dt, n_chk, n_bad, worst or ""))
 
     # ---- saturation: saturated ends exactly 0 (lower) / 1/p within the bar (upper)
     ls = cases.lower_sat & unchanged & valid
