@@ -7,24 +7,9 @@
 
 from __future__ import annotations
 
-from bandpo.experiments.entropy import (
-    DEFAULT_METHODS,
-    EntropyConfig,
-    EntropyResult,
-    Method,
-    MethodSummary,
-    make_method,
-    plot_entropy_experiment,
-    run_entropy_experiment,
-)
+# The package re-exports exactly the public names of its experiment modules; each module's
+# __all__ is the one list of them.
+from bandpo.experiments import entropy
+from bandpo.experiments.entropy import *  # noqa: F403
 
-__all__ = [
-    "DEFAULT_METHODS",
-    "EntropyConfig",
-    "EntropyResult",
-    "Method",
-    "MethodSummary",
-    "make_method",
-    "plot_entropy_experiment",
-    "run_entropy_experiment",
-]
+__all__ = list(entropy.__all__)
