@@ -181,6 +181,23 @@ def _validate_kept(
 # ----------------------------------------------------------------------------- aggregation
 
 
+def _normaliser(
+    count: Any, local: torch.Tensor, dp_size: int, what: str, like: torch.Tensor
+) -> torch.Tensor:
+    """max(1, count) as a 0-d tensor in ``like``'s dtype and device.
+
+    ``count`` is the global count supplied by the caller; when it is None the local count
+    ``local.sum()`` stands in, which is only right on one data-parallel rank, so dp_size > 1
+    without it raises ValueError naming ``what``.  The clamp keeps an all-masked batch at 0,
+    never NaN.
+    """
+    if count is None:
+        if dp_size > 1:
+            raise ValueError(f"{what} is needed when dp_size > 1")
+        count = local.sum().to(like.dtype)
+    return torch.clamp(torch.as_tensor(count, dtype=like.dtype, device=like.device), min=1)
+
+
 def aggregate_loss(
     loss_mat: torch.Tensor,
     mask: torch.Tensor,
@@ -237,14 +254,8 @@ def aggregate_loss(
     zero = torch.zeros((), dtype=loss_mat.dtype, device=loss_mat.device)
     kept = torch.where(mask, loss_mat, zero)
     if loss_agg_mode == "token-mean":
-        if batch_num_tokens is None:
-            if dp_size > 1:
-                raise ValueError(
-                    "batch_num_tokens (global kept-token count) is needed when dp_size > 1"
-                )
-            batch_num_tokens = mask.sum().to(loss_mat.dtype)
-        denom = torch.clamp(
-            torch.as_tensor(batch_num_tokens, dtype=loss_mat.dtype, device=loss_mat.device), min=1
+        denom = _normaliser(
+            batch_num_tokens, mask, dp_size, "batch_num_tokens (global kept-token count)", loss_mat
         )
         return kept.sum() / denom * dp_size
     seq_sum = kept.sum(dim=-1)
@@ -254,14 +265,12 @@ def aggregate_loss(
         seq_loss = seq_sum / torch.clamp(seq_len, min=1).to(loss_mat.dtype)
     else:
         seq_loss = seq_sum
-    if global_batch_size is None:
-        if dp_size > 1:
-            raise ValueError(
-                "global_batch_size (global non-empty sequence count) is needed when dp_size > 1"
-            )
-        global_batch_size = nonempty.sum().to(loss_mat.dtype)
-    denom = torch.clamp(
-        torch.as_tensor(global_batch_size, dtype=loss_mat.dtype, device=loss_mat.device), min=1
+    denom = _normaliser(
+        global_batch_size,
+        nonempty,
+        dp_size,
+        "global_batch_size (global non-empty sequence count)",
+        loss_mat,
     )
     loss = torch.where(nonempty, seq_loss, zero).sum() / denom * dp_size
     if loss_agg_mode == "seq-mean-token-sum-norm":
