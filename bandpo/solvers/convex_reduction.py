@@ -282,6 +282,8 @@ def verify_reduction(
             p_mp = reduction_p(q, a)
             ob = oracle_band(p_mp, delta, div)
             p = float(p_mp)
+            # The fields that name the case, shared by every row it produces.
+            case_key = (shape, param, vocab_size, a, kind, p)
             t0 = time.perf_counter()
             try:
                 res = convex_band(q, a, delta, div)
@@ -290,12 +292,7 @@ def verify_reduction(
                 for side, ref in (("lower", ob.lower), ("upper", ob.upper)):
                     report.rows.append(
                         ReductionRow(
-                            shape,
-                            param,
-                            vocab_size,
-                            a,
-                            kind,
-                            p,
+                            *case_key,
                             side,
                             math.nan,
                             float(ref),
@@ -336,12 +333,7 @@ def verify_reduction(
                     note = f"Jensen gap {sol.jensen_gap:.2g} > {JENSEN_TOL:g}"
                 report.rows.append(
                     ReductionRow(
-                        shape,
-                        param,
-                        vocab_size,
-                        a,
-                        kind,
-                        p,
+                        *case_key,
                         side,
                         sol.value,
                         ref_f,
