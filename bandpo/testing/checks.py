@@ -91,6 +91,12 @@ class EndErrors:
     def fail(self) -> np.ndarray:
         return (self.score_lo > 1) | (self.score_up > 1)
 
+    def at(self, end: str, i: int) -> tuple[Any, Any, Any]:
+        """(score, rel, abs) of one end (``"lower"`` or ``"upper"``) at case i."""
+        if end == "lower":
+            return self.score_lo[i], self.rel_lo[i], self.abs_lo[i]
+        return self.score_up[i], self.rel_up[i], self.abs_up[i]
+
 
 def accuracy(
     cases: CaseSet,
@@ -237,28 +243,7 @@ def feasibility(
         got = float((got_lo if end == "lower" else got_up)[i])
         verdict, gd = classify(div, cases, i, got, tol)
         counts[verdict] = counts.get(verdict, 0) + 1
-        if end == "lower":
-            pe = _point(
-                cases,
-                i,
-                end,
-                got,
-                cases_ref(cases, end, i),
-                err.score_lo[i],
-                err.rel_lo[i],
-                err.abs_lo[i],
-            )
-        else:
-            pe = _point(
-                cases,
-                i,
-                end,
-                got,
-                cases_ref(cases, end, i),
-                err.score_up[i],
-                err.rel_up[i],
-                err.abs_up[i],
-            )
+        pe = _point(cases, i, end, got, cases_ref(cases, end, i), *err.at(end, i))
         pe.g_minus_delta, pe.verdict = gd, verdict
         points.append(pe)
 
