@@ -274,17 +274,18 @@ def apply_extremes(div: Divergence, c: Consts, lp: torch.Tensor, delta, lower, u
 #
 #     G(x) = −a·x − b·ln(1 + k·z),      dG/dx = −k·z/(1 + k·z),
 #
-# four transcendental functions per Newton step and no branch: the same Newton iteration in
-# y = ln(−x) as :func:`end_root` (F = ln(G/δ), nearly linear in y in both regimes), from the same
-# initial guess, with the same closing step in x.  Measured against :func:`end_root` on
-# p ∈ [1e−12, 1), δ ∈ [1e−8, 20]: 3 steps agree to the last bits, so ``KL_ITER`` = 4 keeps one
-# spare.  It runs unguarded, so it is used only where that was checked: 0 < p with
-# log p ≥ −700 (1/p finite), every entry finite; the caller sends anything else to the
-# general path.  Work is done in float64 on blocks of ``KL_BLOCK`` elements, so that the
-# temporaries stay in cache and are reused instead of paging in fresh memory per operation.
+# four transcendental functions per step and no branch (G″ = k·v/(1 + k·z)² is arithmetic
+# too): Halley's iteration in y = ln(−x) on F = ln(G/δ) (nearly linear in y in both regimes, as
+# in :func:`end_root`), from :func:`end_root`'s initial guess, then its closing Newton step in
+# x.  Measured against 6 steps on 400 000 p (−log p log-uniform in [1e−14, 699]) × 12 δ in
+# [1e−8, 20]: 2 steps agree within 2.3e−13 relative, 1 step only within 3.3e−7; on the golden
+# tables 2 steps give 8.6e−14 in float64 and 0 ulp in float32, hence ``KL_ITER`` = 2.
+# It runs unguarded, so it is used only where that was checked: log p in [−700, 0) (1/p finite
+# in float64); the caller sends every other entry (log p = 0, −inf, NaN) to the general path.
+# Work is done in float64, block by block, in scratch tensors allocated once per call.
 
-KL_ITER = 4
-KL_BLOCK = 1 << 15
+KL_ITER = 2
+KL_BLOCK = 1 << 16
 KL_MIN_LOG_P = -700.0
 
 
@@ -305,37 +306,59 @@ def kl_scale(div: Divergence) -> float | None:
     return _kl_scale_cached(div.name, tuple(sorted(div.params.items())))
 
 
-def _kl_end_x(a, b, k, delta: float, n_iter: int) -> torch.Tensor:
-    """x = ln v at the root of G(x) = −a·x − b·ln(1 + k·z) = δ (see the comment above)."""
-    y = torch.sqrt(k.reciprocal().mul_(2.0 * delta)).clamp_max_(0.5).neg_().log1p_()
-    y.sub_(torch.reciprocal(a).mul_(delta)).neg_().log_()  # y = ln(−x₀), as in end_root
+def _kl_end_x(a, b, k, delta: float, n_iter: int, ws) -> torch.Tensor:
+    """x = ln v at the root of G(x) = −a·x − b·ln(1 + k·z) = δ (see the comment above).
+
+    ``ws``: eight scratch tensors of ``a``'s shape; every step writes into them (no allocation
+    in the loop).  Returns one of them.
+    """
+    y, x, em, kz, w, g, t1, t2 = ws
+    # y = ln(−x₀), x₀ = log1p(−min(sqrt(2δ/k), ½)) − δ/a: end_root's initial guess
+    torch.reciprocal(k, out=y).mul_(2.0 * delta).sqrt_().clamp_max_(0.5).neg_().log1p_()
+    y.sub_(torch.reciprocal(a, out=t1).mul_(delta)).neg_().log_()
+    nk = torch.neg(k, out=t2)  # −k, so that k·z = (−k)·expm1(x) is one product
     for i in range(n_iter + 1):
-        x = torch.exp(y).neg_()
-        kz = torch.expm1(x).mul_(k).neg_()  # k·z
-        w = kz.add(1.0)  # 1 + k·z
-        g = torch.log1p(kz).mul_(b).addcmul_(a, x).neg_()  # G (log1p: k·z may be tiny)
-        dg = kz.div_(w).neg_()  # dG/dx
-        f = torch.div(g, delta).log_()  # F = ln(G/δ), not ln G − ln δ (cancellation)
-        step = f.mul_(g).div_(dg)  # F/(dF/dx)
+        torch.exp(y, out=x).neg_()
+        torch.expm1(x, out=em)  # −z
+        torch.mul(em, nk, out=kz)  # k·z
+        torch.add(kz, 1.0, out=w)  # w = 1 + k·z
+        ng = torch.log1p(kz, out=g).mul_(b).addcmul_(a, x)  # −G (log1p: k·z may be tiny)
+        f = torch.mul(ng, -1.0 / delta, out=t1).log_()  # F = ln(G/δ), not ln G − ln δ
+        r = kz.div_(w).div_(ng)  # G′/G, G′ = dG/dx = −k·z/w
         if i == n_iter:
-            return x.sub_(step)  # closing step in x
-        y.sub_(step.div_(x))  # Newton in y: F/(dF/dy), dF/dy = x·dF/dx
+            return x.sub_(f.div_(r))  # closing Newton step in x
+        # Halley in y: F′ = x·G′/G, F″ = F′ + x²·(G″/G − (G′/G)²), G″/G = −k·v/(w²·(−G)),
+        # v = 1 − z = 1 + em
+        fpp = em.add_(1.0).mul_(nk).div_(w).div_(w).div_(ng).sub_(torch.square(r, out=w))
+        fp = r.mul_(x)
+        fpp.mul_(x.square_()).add_(fp)
+        step = f.div_(fp)  # the Newton step F/F′, then Halley's 1/(1 − F·F″/(2F′²)) factor
+        y.sub_(step.div_(fpp.div_(fp).mul_(step).mul_(-0.5).add_(1.0)))
+    raise AssertionError("unreachable")
 
 
 def kl_band_fast(lp: torch.Tensor, delta: float, scale: float, n_iter: int = KL_ITER):
     """(r₋, r₊) for f = scale·(u − 1 − ln u), a finite Python-number δ and every log p in
-    [``KL_MIN_LOG_P``, 0) (the caller checks), in ``lp``'s dtype; float64 inside."""
+    [``KL_MIN_LOG_P``, 0) (the caller checks), in ``lp``'s dtype; float64 inside.
+
+    The work is done block by block in a fixed set of float64 scratch tensors (allocated once
+    per call): fresh memory per elementwise op costs more than the op on CPU.
+    """
     d = delta / scale
     flat = lp.reshape(-1)
-    out = torch.empty((2, flat.numel()), dtype=lp.dtype, device=lp.device)
-    for start in range(0, flat.numel(), KL_BLOCK):
-        sl = slice(start, start + KL_BLOCK)
-        lpb = flat[sl].to(torch.float64)
-        p = torch.exp(lpb)
-        q = torch.expm1(lpb).neg_()
-        k = torch.div(p, q)
-        out[0, sl] = _kl_end_x(p, q, k, d, n_iter).exp_()
+    n = flat.numel()
+    out = torch.empty((2, n), dtype=lp.dtype, device=lp.device)
+    blk = min(KL_BLOCK, n)
+    scratch = torch.empty((12, blk), dtype=torch.float64, device=lp.device)
+    for start in range(0, n, blk):
+        m = min(blk, n - start)
+        lpb, p, q, k, *ws = (t[:m] for t in scratch)
+        lpb.copy_(flat[start : start + m])
+        torch.exp(lpb, out=p)
+        torch.expm1(lpb, out=q).neg_()
+        torch.div(p, q, out=k)
+        out[0, start : start + m] = _kl_end_x(p, q, k, d, n_iter, ws).exp_()
         k.reciprocal_()  # q/p: the upper end is the lower end of the mirrored masses
-        upper = _kl_end_x(q, p, k, d, n_iter).expm1_().mul_(k).neg_().add_(1.0)
-        out[1, sl] = torch.minimum(upper, torch.neg(lpb).exp_(), out=upper)
+        upper = _kl_end_x(q, p, k, d, n_iter, ws).expm1_().mul_(k).neg_().add_(1.0)
+        out[1, start : start + m] = torch.minimum(upper, lpb.neg_().exp_(), out=upper)
     return out[0].view(lp.shape), out[1].view(lp.shape)
