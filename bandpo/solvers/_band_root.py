@@ -319,7 +319,9 @@ def _kl_end_x(a, b, k, delta: float, n_iter: int, ws) -> torch.Tensor:
     nk = torch.neg(k, out=t2)  # −k, so that k·z = (−k)·expm1(x) is one product
     for i in range(n_iter + 1):
         torch.exp(y, out=x).neg_()
-        torch.expm1(x, out=em)  # −z
+        # −z = expm1(x); expm1 is −1 exactly below x = −40 (e^x < eps/2), and far below it
+        # (deep roots, x ~ −δ/p) the vectorised expm1 takes a slow path: clamp first
+        torch.clamp(x, min=-50.0, out=em).expm1_()
         torch.mul(em, nk, out=kz)  # k·z
         torch.add(kz, 1.0, out=w)  # w = 1 + k·z
         ng = torch.log1p(kz, out=g).mul_(b).addcmul_(a, x)  # −G (log1p: k·z may be tiny)
@@ -349,6 +351,9 @@ def kl_band_fast(lp: torch.Tensor, delta: float, scale: float, n_iter: int = KL_
     n = flat.numel()
     out = torch.empty((2, n), dtype=lp.dtype, device=lp.device)
     blk = min(KL_BLOCK, n)
+    # r₋ = e^x is 0 in the output dtype below this x: clamping there keeps exp off its slow
+    # underflow path without changing the result
+    x_min = math.log(torch.finfo(lp.dtype).smallest_normal * torch.finfo(lp.dtype).eps) - 2.0
     scratch = torch.empty((12, blk), dtype=torch.float64, device=lp.device)
     for start in range(0, n, blk):
         m = min(blk, n - start)
@@ -357,8 +362,9 @@ def kl_band_fast(lp: torch.Tensor, delta: float, scale: float, n_iter: int = KL_
         torch.exp(lpb, out=p)
         torch.expm1(lpb, out=q).neg_()
         torch.div(p, q, out=k)
-        out[0, start : start + m] = _kl_end_x(p, q, k, d, n_iter, ws).exp_()
+        out[0, start : start + m] = _kl_end_x(p, q, k, d, n_iter, ws).clamp_min_(x_min).exp_()
         k.reciprocal_()  # q/p: the upper end is the lower end of the mirrored masses
-        upper = _kl_end_x(q, p, k, d, n_iter, ws).expm1_().mul_(k).neg_().add_(1.0)
+        upper = _kl_end_x(q, p, k, d, n_iter, ws).clamp_min_(-50.0).expm1_()
+        upper.mul_(k).neg_().add_(1.0)
         out[1, start : start + m] = torch.minimum(upper, lpb.neg_().exp_(), out=upper)
     return out[0].view(lp.shape), out[1].view(lp.shape)

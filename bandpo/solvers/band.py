@@ -139,17 +139,23 @@ def band_bounds(
     lp_in = _check_input(old_log_prob)
     div = resolve_divergence(divergence, **params)
     d = _check_delta(delta, lp_in, validate)
-    top = None
-    if validate and lp_in.numel():
-        # one reduction and one sync; amax is NaN where any entry is, then count positives
-        top = float(lp_in.detach().amax())
-        if top > 0 or (math.isnan(top) and bool((lp_in > 0).any())):
-            raise ValueError(
-                "old_log_prob must be <= 0 everywhere (log-probabilities; p in [0, 1]), got "
-                f"max {float(torch.nan_to_num(lp_in.detach(), nan=-math.inf).amax())!r}"
-            )
+    top = _checked_max(lp_in) if validate else None
     with torch.no_grad():
         return _solve(div, lp_in.detach(), d, fused=_use_fused(lp_in.device), top=top)
+
+
+def _checked_max(lp_in: torch.Tensor) -> float | None:
+    """max(log p) (NaN if any entry is NaN; None for an empty tensor), raising ValueError if
+    any log p > 0: one reduction and one host sync."""
+    if not lp_in.numel():
+        return None
+    top = float(lp_in.detach().amax())
+    if top > 0 or (math.isnan(top) and bool((lp_in > 0).any())):
+        raise ValueError(
+            "old_log_prob must be <= 0 everywhere (log-probabilities; p in [0, 1]), got "
+            f"max {float(torch.nan_to_num(lp_in.detach(), nan=-math.inf).amax())!r}"
+        )
+    return top
 
 
 def _solve_eager(div: Divergence, lp: torch.Tensor, d, *, top: float | None) -> Band:

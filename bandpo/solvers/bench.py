@@ -120,7 +120,9 @@ def _np_dtype(dtype: torch.dtype):
 
 
 def _measure(div, x, device, path: str, delta: float, repeats: int, paper_t: float) -> BenchRow:
-    solve = functools.partial(_band._solve, div, fused=path == "fused")
+    def solve(lp, d):  # what band_bounds(lp, d, div) runs (validation included) on this path
+        return _band._solve(div, lp, d, fused=path == "fused", top=_band._checked_max(lp))
+
     solve(x, delta)  # warm-up (and compilation, for the fused path)
     # exp, solver, exp back to back: each ratio compares runs under the same machine load, and
     # the median over repeats discards the runs that load disturbed most
