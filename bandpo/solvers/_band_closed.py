@@ -240,7 +240,7 @@ def _one_minus_ratio_(buf: torch.Tensor, lp: torch.Tensor, hi: float, lo: float)
     return buf.neg_().add_(lo).expm1_().neg_().clamp_min_(0.0)
 
 
-def _fast_tv(lp, d, hi, lo, lower, upper):
+def _fast_tv(lp, d, hi, lo, lower, upper, tmp):
     # r₊ = 1 + δ/p, saturated at 1/p where δ ≥ 1 − p; δ/p = (√δ·p^(−½))² stays finite in
     # float32 where 1/p overflows
     torch.mul(lp, -0.5, out=upper).exp_().mul_(math.sqrt(d)).square_().add_(1.0)
@@ -248,19 +248,27 @@ def _fast_tv(lp, d, hi, lo, lower, upper):
     _one_minus_ratio_(lower, lp, hi, lo)  # r₋ = 1 − δ/p
 
 
-def _fast_chi2(lp, d, hi, lo, lower, upper):
+def _fast_chi2(lp, d, hi, lo, lower, upper, tmp):
     torch.neg(lp, out=lower).exp_()  # 1/p
     # r± = 1 ± s, s = sqrt(δk) = sqrt(δq)·p^(−½), k = (1 − p)/p: never through k itself, which
     # overflows float32 (p < 3e−39) where s does not
-    s1 = torch.expm1(lp).mul_(-d).sqrt_().mul_(torch.mul(lp, -0.5, out=upper).exp_()).add_(1.0)
+    s1 = (
+        torch.expm1(lp, out=tmp[0])
+        .mul_(-d)
+        .sqrt_()
+        .mul_(torch.mul(lp, -0.5, out=upper).exp_())
+        .add_(1.0)
+    )
     torch.minimum(s1, lower, out=upper)  # saturated (1/p) where k ≤ δ
     # r₋ = (1 − δk)/(1 + s) and 1 − δk = (1 + δ)·(1 − p*/p); p → 0 gives 0/inf = 0
     _one_minus_ratio_(lower, lp, hi, lo).mul_(1.0 + d).div_(s1)
 
 
-def _fast_neyman(lp, d, hi, lo, lower, upper):
+def _fast_neyman(lp, d, hi, lo, lower, upper, tmp):
     torch.exp(lp, out=lower)  # p
-    den = torch.expm1(lp).mul_(lower).mul_(-4.0 * d).add_(d * d).sqrt_()  # D = sqrt(δ(δ + 4pq))
+    den = (
+        torch.expm1(lp, out=tmp[0]).mul_(lower).mul_(-4.0 * d).add_(d * d).sqrt_()
+    )  # D = sqrt(δ(δ + 4pq))
     den.add_(d).add_(lower, alpha=2.0)
     # r₋ = 2p/(2p + δ + D); r₊ = (2p + δ + D)/(2p(1 + δ)), at most 1/p (never saturated)
     lower.mul_(2.0).div_(den)
@@ -270,16 +278,16 @@ def _fast_neyman(lp, d, hi, lo, lower, upper):
     torch.minimum(den, torch.neg(lp, out=upper).exp_(), out=upper)
 
 
-def _fast_lecam(lp, d, hi, lo, lower, upper):
+def _fast_lecam(lp, d, hi, lo, lower, upper, tmp):
     p = torch.exp(lp, out=lower)
     q = torch.expm1(lp, out=upper).neg_()
-    num = torch.mul(p, q)
-    e = torch.mul(num, 8.0 * d).add_(d * d).sqrt_()  # E = sqrt(δ(δ + 8pq))
+    num = torch.mul(p, q, out=tmp[0])
+    e = torch.mul(num, 8.0 * d, out=tmp[1]).add_(d * d).sqrt_()  # E = sqrt(δ(δ + 8pq))
     # r₊ = 1 + N/(p(2 + δ)), N = E + a, a = δ(q − p); for a < 0 the stable form is
     # N = 4pqδ(2 + δ)/(E + |a|).  Selected without a mask: N = lerp(C/(E + |a|), E + |a|, w),
     # w = [a ≥ 0] from sign(), and lerp is exact at w ∈ {0, 1}.
-    w = torch.sub(q, p)
-    ea = torch.abs(w).mul_(d).add_(e)
+    w = torch.sub(q, p, out=tmp[2])
+    ea = torch.abs(w, out=tmp[3]).mul_(d).add_(e)
     num.mul_(4.0 * d * (2.0 + d)).div_(ea)
     w.sign_().add_(1.0).clamp_max_(1.0)
     num.lerp_(ea, w)
@@ -293,7 +301,7 @@ def _fast_lecam(lp, d, hi, lo, lower, upper):
     lower.mul_(_one_minus_ratio_(w, lp, hi, lo)).mul_(2.0 + d).div_(den)
 
 
-def _fast_hellinger(lp, d, hi, lo, lower, upper):
+def _fast_hellinger(lp, d, hi, lo, lower, upper, tmp):
     c = 1.0 - d / 2.0
     torch.neg(lp, out=upper).exp_()  # 1/p
     if c <= 0.0:  # δ ≥ 2: H² ≤ 2 always, both ends saturated
@@ -302,13 +310,16 @@ def _fast_hellinger(lp, d, hi, lo, lower, upper):
     # r± = (c ± h)², h = ½·sqrt(δ(4 − δ)q)·p^(−½) (k = q/p overflows float32 where h does
     # not); c − h = (1 − p*/p)/(c + h)
     half = torch.mul(lp, -0.5, out=lower).exp_()
-    ch = torch.expm1(lp).mul_(-0.25 * d * (4.0 - d)).sqrt_().mul_(half).add_(c)
+    ch = torch.expm1(lp, out=tmp[0]).mul_(-0.25 * d * (4.0 - d)).sqrt_().mul_(half).add_(c)
     _one_minus_ratio_(lower, lp, hi, lo).div_(ch).square_()
     # r₊ saturates (1/p) where √p ≥ c, i.e. 1/p ≤ 1/c²; there (c + h)² ≤ 1/p, so
     # r₊ = max((c + h)², 1/p·[1/p ≤ 1/c²]), the indicator by a threshold (no mask)
     torch.nn.functional.threshold_(upper.neg_(), -1.0 / (c * c), 0.0)
     torch.maximum(ch.square_(), upper.neg_(), out=upper)
 
+
+#: scratch tensors of the input's shape that each form uses (allocated as one block)
+_FAST_TEMPS = {"tv": 0, "chi2": 1, "neyman": 1, "lecam": 4, "hellinger": 1}
 
 _FAST_FORMS: dict[str, Callable] = {
     "tv": _fast_tv,
@@ -338,5 +349,6 @@ def closed_band_fast(
         hi = hi32
     lp = lp.contiguous()
     out = torch.empty((2, *lp.shape), dtype=lp.dtype, device=lp.device)
-    _FAST_FORMS[match.family](lp, d, hi, lo, out[0], out[1])
+    tmp = torch.empty((_FAST_TEMPS[match.family], *lp.shape), dtype=lp.dtype, device=lp.device)
+    _FAST_FORMS[match.family](lp, d, hi, lo, out[0], out[1], tmp)
     return out[0], out[1]
