@@ -271,7 +271,10 @@ def _fast_neyman(lp, d, hi, lo, lower, upper, tmp):
     )  # D = sqrt(δ(δ + 4pq))
     den.add_(d).add_(lower, alpha=2.0)
     # r₋ = 2p/(2p + δ + D); r₊ = (2p + δ + D)/(2p(1 + δ)), at most 1/p (never saturated)
-    lower.mul_(2.0).div_(den)
+    # 2p/den as (2·√p/den)·√p: p itself is subnormal in float32 (p < 1.2e−38) where r₋ needs
+    # its full relative accuracy before the last rounding
+    sqrt_p = torch.mul(lp, 0.5, out=upper).exp_()
+    torch.mul(sqrt_p, 2.0, out=lower).div_(den).mul_(sqrt_p)
     # ·p^(−½)·p^(−½), not ·(1/p): 1/p overflows float32 (p < 3e−39) where r₊ may not
     half = torch.mul(lp, -0.5, out=upper).exp_()
     den.mul_(0.5 / (1.0 + d)).mul_(half).mul_(half)
