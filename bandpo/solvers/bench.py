@@ -85,6 +85,8 @@ def _method(div: Divergence) -> str:
     if match is not None:
         scale = "" if match.scale == 1 else f", δ/{match.scale:g}"
         return f"closed form ({match.family}{scale})"
+    if _band_root.kl_scale(div) is not None:  # the eager KL form (Python-number δ)
+        return f"root finder ({_band_root.KL_ITER} Halley + 1 Newton steps/end, kl form)"
     kind = _band_root.consts_of(div).kind
     return f"root finder ({_band_root.N_ITER[kind]} Newton steps/end, {kind})"
 
