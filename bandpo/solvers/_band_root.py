@@ -325,7 +325,8 @@ def _kl_end_x(a, b, k, delta: float, n_iter: int, ws) -> torch.Tensor:
         torch.mul(em, nk, out=kz)  # k·z
         torch.add(kz, 1.0, out=w)  # w = 1 + k·z
         ng = torch.log1p(kz, out=g).mul_(b).addcmul_(a, x)  # −G (log1p: k·z may be tiny)
-        f = torch.mul(ng, -1.0 / delta, out=t1).log_()  # F = ln(G/δ), not ln G − ln δ
+        # F = ln(G/δ) = log1p(G/δ − 1), not ln G − ln δ (cancellation)
+        f = torch.mul(ng, -1.0 / delta, out=t1).sub_(1.0).log1p_()
         r = kz.div_(w).div_(ng)  # G′/G, G′ = dG/dx = −k·z/w
         if i == n_iter:
             return x.sub_(f.div_(r))  # closing Newton step in x
