@@ -313,3 +313,20 @@ def test_float32_overflow_and_underflow_follow_the_rounded_reference(name):
                     assert g == math.inf
                 else:
                     assert g == pytest.approx(want, rel=tolerance_for(torch.float32).rel)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_kl_fast_path_deep_tail(dtype):
+    """p below ~1e-155: the lower root x = ln r₋ ≈ −δ/p has x² beyond float64's range, which
+    once turned the Halley step into NaN; r₋ underflows to exactly 0 and r₊ follows the oracle."""
+    lps = [-690.0, -360.0]
+    got = band_bounds(torch.tensor(lps, dtype=dtype), 0.05, "kl")
+    assert torch.equal(got.lower, torch.zeros(len(lps), dtype=dtype))
+    for i, lp in enumerate(lps):
+        with mpmath.workdps(40):
+            ref = oracle_band(mpmath.exp(mpmath.mpf(lp)), 0.05, "kl", dps=30).upper
+        want = float(ref)
+        if dtype == torch.float32 and want > float(torch.finfo(dtype).max):
+            assert got.upper[i].item() == math.inf
+        else:
+            assert got.upper[i].item() == pytest.approx(want, rel=tolerance_for(dtype).rel)

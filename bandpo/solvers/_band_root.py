@@ -332,9 +332,11 @@ def _kl_end_x(a, b, k, delta: float, n_iter: int, ws) -> torch.Tensor:
             return x.sub_(f.div_(r))  # closing Newton step in x
         # Halley in y: F′ = x·G′/G, F″ = F′ + x²·(G″/G − (G′/G)²), G″/G = −k·v/(w²·(−G)),
         # v = 1 − z = 1 + em
-        fpp = em.add_(1.0).mul_(nk).div_(w).div_(w).div_(ng).sub_(torch.square(r, out=w))
+        fpp = em.add_(1.0).mul_(nk).div_(w).div_(w).div_(ng)  # G″/G
         fp = r.mul_(x)
-        fpp.mul_(x.square_()).add_(fp)
+        # F″ = x·(x·G″/G) − F′² + F′: x·x in two products and x²·(G′/G)² as F′², because x²
+        # overflows for the deep roots of tiny p (x ≈ −δ/p, |x| > 1e154 for p < 1e-155)
+        fpp.mul_(x).mul_(x).sub_(torch.square(fp, out=w)).add_(fp)
         step = f.div_(fp)  # the Newton step F/F′, then Halley's 1/(1 − F·F″/(2F′²)) factor
         y.sub_(step.div_(fpp.div_(fp).mul_(step).mul_(-0.5).add_(1.0)))
     raise AssertionError("unreachable")
