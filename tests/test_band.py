@@ -330,3 +330,15 @@ def test_kl_fast_path_deep_tail(dtype):
             assert got.upper[i].item() == math.inf
         else:
             assert got.upper[i].item() == pytest.approx(want, rel=tolerance_for(dtype).rel)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_order_holds_on_the_golden_grid(dtype):
+    """0 ≤ r₋ ≤ 1 ≤ r₊ at every golden point, p = 1 included: float32 closed forms once rounded
+    r₋ at p = 1 (chi2) and r₊ near p = 1 (neyman) to the wrong side of 1."""
+    for div in GOLDEN:
+        t = load_golden(div)
+        for d in GOLDEN_DELTAS:
+            lp = torch.tensor(t.log_p[t.delta == d], dtype=dtype)
+            b = band_bounds(lp, d, div)
+            assert bool(torch.all((b.lower >= 0) & (b.lower <= 1) & (b.upper >= 1))), (div.key, d)

@@ -354,4 +354,8 @@ def closed_band_fast(
     out = torch.empty((2, *lp.shape), dtype=lp.dtype, device=lp.device)
     tmp = torch.empty((_FAST_TEMPS[match.family], *lp.shape), dtype=lp.dtype, device=lp.device)
     _FAST_FORMS[match.family](lp, d, hi, lo, out[0], out[1], tmp)
+    # In float32 an end within an ulp of 1 (p → 1, or p = 1 exactly) can round to the wrong side
+    # of 1; r₋ ≤ 1 ≤ r₊ holds exactly, so these clamps only undo rounding (NaN passes through).
+    out[0].clamp_max_(1.0)
+    out[1].clamp_min_(1.0)
     return out[0], out[1]
