@@ -14,7 +14,13 @@ import numpy as np
 
 from bandpo.divergences import Divergence
 from bandpo.visualize.data import FigureResult, Solver, band_curve, logit_log_p_grid
-from bandpo.visualize.style import REFERENCE_COLOR, divergence_style, figure_style, logit_p_axis
+from bandpo.visualize.style import (
+    REFERENCE_COLOR,
+    divergence_style,
+    figure_style,
+    legend_below,
+    logit_p_axis,
+)
 from bandpo.visualize.width import _resolve_all
 
 __all__ = ["plot_ratio_bounds"]
@@ -66,9 +72,7 @@ def plot_ratio_bounds(
         ax_lo.set_title(rf"Lower ratio bound, $\delta = {delta:g}$")
         for ax in (ax_up, ax_lo):
             ax.set_xlabel(r"old probability $p$")
-        handles, labels = ax_up.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=6, bbox_to_anchor=(0.5, -0.01))
-        fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(labels) - 1) // 6), 1, 1))
+        legend_below(fig, ax_up, ncol=6)
     return FigureResult(
         name="ratio_bounds",
         figure=fig,

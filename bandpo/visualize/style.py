@@ -30,6 +30,7 @@ __all__ = [
     "REFERENCE_COLOR",
     "divergence_style",
     "figure_style",
+    "legend_below",
     "logit_p_axis",
     "parse_formats",
     "save_figure",
@@ -191,3 +192,11 @@ def logit_p_axis(ax: Any, p_min: float, p_max: float, axis: str = "x") -> None:
     target.set_major_locator(mpl.ticker.FixedLocator(ticks))
     target.set_major_formatter(mpl.ticker.FixedFormatter([_p_tick_label(t) for t in ticks]))
     target.set_minor_locator(mpl.ticker.NullLocator())
+
+
+def legend_below(fig, ax, ncol: int) -> None:
+    """One figure legend centred under the axes (from ``ax``'s handles), ``ncol`` per row, and
+    the layout tightened so that every legend row keeps its room below the plots."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(labels) - 1) // ncol), 1, 1))

@@ -24,7 +24,13 @@ from bandpo.visualize.data import (
     logit_log_p_grid,
     tail_log_p_grid,
 )
-from bandpo.visualize.style import BASELINE_STYLE, REFERENCE_COLOR, divergence_style, figure_style
+from bandpo.visualize.style import (
+    BASELINE_STYLE,
+    REFERENCE_COLOR,
+    divergence_style,
+    figure_style,
+    legend_below,
+)
 
 __all__ = ["DEFAULT_VARIATION_DIVERGENCES", "plot_probability_variation"]
 
@@ -136,9 +142,7 @@ def plot_probability_variation(
         ax_t.set_xlabel(r"old probability $p$")
         ax_t.set_ylabel(r"upward margin $p\,(r_+-1)$")
         ax_t.set_title("Tail tokens: upward margin")
-        handles, labels = ax.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.01))
-        fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(labels) - 1) // 4), 1, 1))
+        legend_below(fig, ax, ncol=4)
     return FigureResult(
         name="probability_variation",
         figure=fig,

@@ -23,7 +23,13 @@ import numpy as np
 
 from bandpo.divergences import Divergence
 from bandpo.visualize.data import FigureResult
-from bandpo.visualize.style import REFERENCE_COLOR, divergence_style, figure_style, logit_p_axis
+from bandpo.visualize.style import (
+    REFERENCE_COLOR,
+    divergence_style,
+    figure_style,
+    legend_below,
+    logit_p_axis,
+)
 
 __all__ = [
     "ConvexPoint",
@@ -212,9 +218,7 @@ def plot_solver_ulps(errors: Sequence[SolverErrors] | None = None) -> FigureResu
             ax.set_title(f"{name}: error against the golden tables")
             ax.set_xlabel(r"old probability $p$")
             ax.set_ylabel(f"worst error (ulp of {name}; 0 drawn at 1/8)")
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=6, bbox_to_anchor=(0.5, -0.01))
-        fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(labels) - 1) // 6), 1, 1))
+        legend_below(fig, axes[0], ncol=6)
     return FigureResult(name="solver_ulps", figure=fig, curves=(), extra=extra)
 
 
