@@ -120,13 +120,13 @@ class SolverTolerance:
     why: str = ""
 
 
+# One acceptance standard whichever solver pass produced the answer (see CLARABEL's `why`).
+_ACCEPTANCE_BARS = dict(simplex=1e-7, divergence=1e-3, gap=5e-7, gap_abs=5e-10)
+
 #: The one table of per-solver tolerances (cvxpy's atom/solver test style: each entry says why).
 SOLVER_TOLERANCES: dict[str, SolverTolerance] = {
     "CLARABEL": SolverTolerance(
-        simplex=1e-7,
-        divergence=1e-3,
-        gap=5e-7,
-        gap_abs=5e-10,
+        **_ACCEPTANCE_BARS,
         settings={},
         why="The value's accuracy is carried by the certificate: the polished π is feasible by "
         "construction and the weak-duality bound is rigorous, so a gap of 5e-7 relative (5e-10 "
@@ -138,10 +138,7 @@ SOLVER_TOLERANCES: dict[str, SolverTolerance] = {
         "else (its value must also lie within 1e-3 of the certified one).",
     ),
     "CLARABEL_TIGHT": SolverTolerance(
-        simplex=1e-7,
-        divergence=1e-3,
-        gap=5e-7,
-        gap_abs=5e-10,
+        **_ACCEPTANCE_BARS,
         settings={
             "max_iter": 500,
             "tol_gap_abs": 1e-10,
@@ -156,10 +153,7 @@ SOLVER_TOLERANCES: dict[str, SolverTolerance] = {
         "standard whichever pass produced it).",
     ),
     "SCS": SolverTolerance(
-        simplex=1e-7,
-        divergence=1e-3,
-        gap=5e-7,
-        gap_abs=5e-10,
+        **_ACCEPTANCE_BARS,
         settings={"eps_abs": 1e-10, "eps_rel": 1e-10, "max_iters": 20_000, "time_limit_secs": 10.0},
         why="First-order splitting: asked for 1e-11 so that its weaker final accuracy still lands "
         "inside the same acceptance bars; it is the last resort, used only when both Clarabel "
