@@ -204,8 +204,6 @@ def test_tv_spread_is_reported_not_asserted():
 
 def test_uncertifiable_answer_raises(monkeypatch):
     """A solver that reports optimal at a wrong point is caught by the certificate."""
-    monkeypatch.setitem(FALLBACK_ORDER, "upper", (("CLARABEL", "plain"),))
-    monkeypatch.setitem(FALLBACK_ORDER, "upper_exp", (("CLARABEL", "plain"),))
     orig = C._build_plain
 
     def broken(prob, sense):
@@ -224,7 +222,9 @@ def test_uncertifiable_answer_raises(monkeypatch):
     monkeypatch.setitem(C._BUILDERS, "plain", broken)
     monkeypatch.setattr(C, "_polish", lambda prob, sense, pi: pi)
     with pytest.raises(ConvexSolveError) as info:
-        convex_band(_q_with(0.2, 6), 0, 0.05, "chi2")
+        C.convex_bound(
+            _q_with(0.2, 6), 0, 0.05, "chi2", side="upper", attempts=[("CLARABEL", "plain")]
+        )
     err = info.value
     assert err.side == "upper"
     assert err.status == "optimal"
@@ -233,8 +233,6 @@ def test_uncertifiable_answer_raises(monkeypatch):
 
 
 def test_status_not_optimal_raises(monkeypatch):
-    monkeypatch.setitem(FALLBACK_ORDER, "lower", (("CLARABEL", "plain"),))
-    monkeypatch.setitem(FALLBACK_ORDER, "lower_exp", (("CLARABEL", "plain"),))
     monkeypatch.setitem(
         SOLVER_TOLERANCES,
         "CLARABEL",
@@ -243,7 +241,78 @@ def test_status_not_optimal_raises(monkeypatch):
         ),
     )
     with pytest.raises(ConvexSolveError, match="status is not optimal"):
-        convex_band(_q_with(0.2, 6), 0, 0.05, "kl")
+        convex_band(_q_with(0.2, 6), 0, 0.05, "kl", attempts=[("CLARABEL", "plain")])
+
+
+def test_default_order_is_used_when_attempts_not_given():
+    res = convex_band(_q_with(0.2, 6), 0, 0.05, "chi2")
+    for sol in (res.lower_solution, res.upper_solution):
+        tried = [(a.solver, a.formulation) for a in sol.attempts]
+        assert tried == list(FALLBACK_ORDER[sol.side][: len(tried)])
+        assert sol.attempts[-1].accepted
+
+
+@pytest.mark.parametrize("form", C.FORMULATIONS)
+@pytest.mark.parametrize("name", ["kl", "chi2", "alpha_2"])
+def test_every_formulation_solves_the_same_problem(form, name):
+    """Each formulation is an exact change of variables: alone, it certifies the oracle's band."""
+    div = get_divergence("alpha", alpha=2.0) if name == "alpha_2" else get_divergence(name)
+    q = _q_with(0.05, 40, seed=9)
+    ob = oracle_band(reduction_p(q, 0), 0.05, div)
+    for side, ref in (("lower", ob.lower), ("upper", ob.upper)):
+        if form in ("scaled", "perspective") and side == "lower":
+            with pytest.raises(ConvexSolveError, match=r"skipped|needs an upper bound"):
+                C.convex_bound(q, 0, 0.05, div, side=side, attempts=[("CLARABEL", form)])
+            continue
+        pair = ("CLARABEL", form)
+        sol = C.convex_bound(q, 0, 0.05, div, side=side, attempts=[pair])
+        assert sol.formulation == pair[1]
+        assert _agree(sol.value, float(ref)), (form, side, sol.value, float(ref))
+
+
+@pytest.mark.parametrize("balance", [0.0, 0.5, 1.0])
+def test_homogenised_cones_equal_the_weighted_divergence(balance):
+    """Σ_i w_i f(π_i/w_i) from the per-token cones equals the registry f, whatever the balance:
+    minimising the cone expression at fixed π returns the divergence itself."""
+    rng = np.random.default_rng(4)
+    w = rng.dirichlet(np.ones(12))
+    pi_fixed = rng.dirichlet(np.ones(12))
+    for name in ("kl", "chi2", "neyman", "js"):
+        div = get_divergence(name)
+        pi, total, cons = C._homogenised(div, w, balance)
+        prob = cp.Problem(cp.Minimize(total), [*cons, pi == pi_fixed])
+        prob.solve(solver="CLARABEL")
+        u = pi_fixed / w
+        ref = math.fsum(w * C._numpy_form(div.f_torch)(u))
+        assert prob.value == pytest.approx(ref, rel=1e-6, abs=1e-9), (name, balance)
+
+
+def test_convex_bound_is_one_end_of_convex_band():
+    q = _q_with(0.1, 30, seed=2)
+    band = convex_band(q, 0, 0.05, "hellinger")
+    assert C.convex_bound(q, 0, 0.05, "hellinger", side="lower").value == pytest.approx(
+        band.lower, rel=1e-9
+    )
+    assert C.convex_bound(q, 0, 0.05, "hellinger", side="upper").value == pytest.approx(
+        band.upper, rel=1e-9
+    )
+    with pytest.raises(ValueError, match="side must be"):
+        C.convex_bound(q, 0, 0.05, "hellinger", side="both")
+
+
+@pytest.mark.parametrize(
+    ("attempts", "exc", "match"),
+    [
+        ([("CLARABELL", "plain")], ValueError, "solver key must be one of"),
+        ([("CLARABEL", "ratio")], ValueError, "formulation must be one of"),
+        ([], ValueError, "at least one"),
+        ("CLARABEL/plain", TypeError, "sequence of"),
+        ([("CLARABEL",)], TypeError, "pair"),
+    ],
+)
+def test_bad_attempts(attempts, exc, match):
+    with pytest.raises(exc, match=match):
+        convex_band(_q_with(0.2, 6), 0, 0.05, "kl", attempts=attempts)
 
 
 def test_tolerance_table_documents_every_entry():
@@ -252,7 +321,7 @@ def test_tolerance_table_documents_every_entry():
     for side in FALLBACK_ORDER:
         for key, form in FALLBACK_ORDER[side]:
             assert key in SOLVER_TOLERANCES
-            assert form in C._BUILDERS
+            assert form in C.FORMULATIONS
 
 
 # ------------------------------------------------------------------ bad input
