@@ -44,7 +44,7 @@ test: lint test-py test-notebooks
 
 # Vocabulary-scale CVXPY and other long cases; .ci/run runs these after `make test`.
 test-slow: env
-	$(BIN)/pytest -q -m "slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 2 -m "slow" $(PYTEST_ARGS)
 
 figures: env
 	$(BIN)/bandpo figures --out docs/figures --format png

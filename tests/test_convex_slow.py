@@ -1,13 +1,14 @@
-"""Vocabulary-scale convex_band cases (``make test-slow``): N = 32,768 and N = 151,936 (Qwen).
+"""Vocabulary-scale convex_band cases (``make test-slow``, run by ``.ci/run``).
 
-Each case draws one distribution (seeded) and compares both bounds of a sampled and of the head
-action with the oracle at p = q[a]/Σq, to issue 5's bar (relative 1e-6, or absolute 1e-9 for
-bounds below 1e-3).  Speed is measured by the benchmark script, not asserted here.
+* N = 32,768: for every registered divergence, ``verify_reduction`` over the four distribution
+  shapes (Dirichlet, Zipf-like, near one-hot, near uniform; seed 0) with head, sampled and tail
+  actions, both ends: issue 5's bar (relative 1e-6, or absolute 1e-9 below 1e-3) against the
+  mpmath oracle at p = q[a]/Σq, plus the Jensen-gap reduction check.
+* N = 151,936 (a Qwen-size vocabulary) for kl, tv and chi2: a sampled action of a Dirichlet
+  draw, both ends.
 
-Known gap (issue 5): Clarabel's exponential-cone iterations stall on some vocabulary-scale
-problems (``kl``, ``kl_reverse``, ``js``, ``jeffreys``, ``neyman`` and the α family use exp or
-power cones); ``convex_band`` then raises ConvexSolveError rather than return an uncertified
-number.  Those cases are expected failures (non-strict), so a fix shows up as XPASS.
+Speed is reported by ``scripts/convex_attempt_grid.py`` and the closing notes, not asserted here
+(this machine is shared and noisy); the per-bound times are in the report rows.
 """
 
 from __future__ import annotations
@@ -16,61 +17,51 @@ import numpy as np
 import pytest
 
 from bandpo.divergences import divergence_names, get_divergence
-from bandpo.solvers.convex import ConvexSolveError, convex_band
+from bandpo.solvers.convex import convex_band
 from bandpo.solvers.convex_reduction import (
     AGREEMENT_ABS,
     AGREEMENT_REL,
     AGREEMENT_SMALL,
-    SHAPES,
     draw_distribution,
     reduction_p,
+    verify_reduction,
 )
 from bandpo.solvers.oracle import oracle_band
 
 pytestmark = pytest.mark.slow
 
-# encodings whose cones certify reliably at vocabulary scale (SOC / linear)
-_RELIABLE = {"tv", "chi2", "hellinger", "lecam"}
-_KNOWN_GAP = pytest.mark.xfail(
-    reason="issue 5 known gap: Clarabel exp/power-cone stalls at vocabulary scale "
-    "(ConvexSolveError, never a wrong number)",
-    raises=(ConvexSolveError, AssertionError),
-    strict=False,
-)
 
-
-def _cases():
+def _divergences():
     out = []
     for name in divergence_names():
-        div = get_divergence(name) if name != "alpha" else get_divergence("alpha", alpha=0.5)
-        marks = () if name in _RELIABLE else (_KNOWN_GAP,)
-        out.append(pytest.param(div, id=div.key, marks=marks))
-    return out
+        if name == "alpha":
+            out += [get_divergence("alpha", alpha=a) for a in (0.5, 2.0, -1.0)]
+        else:
+            out.append(get_divergence(name))
+    return [pytest.param(d, id=d.key) for d in out]
 
 
-def _check(q: np.ndarray, a: int, div) -> None:
-    res = convex_band(q, a, 0.05, div)
-    ob = oracle_band(reduction_p(q, a), 0.05, div)
+@pytest.mark.parametrize("div", _divergences())
+def test_vocab_32768_every_shape_and_action(div):
+    report = verify_reduction(div, n_cases=4, vocab_size=32_768, seed=0)
+    failed = [
+        (r.shape, r.action_kind, r.p, r.side, r.convex, r.oracle, r.note)
+        for r in report.rows
+        if not r.passed
+    ]
+    assert len(report.rows) >= 20  # 4 shapes x (head, sampled, tail where one exists) x 2 ends
+    assert not failed, failed
+
+
+@pytest.mark.parametrize("name", ["tv", "chi2", "kl"])
+def test_vocab_qwen_151936(name):
+    rng = np.random.default_rng(151_936)
+    q, _ = draw_distribution("dirichlet", 151_936, rng)
+    a = int(rng.choice(q.size, p=q))
+    res = convex_band(q, a, 0.05, name)
+    ob = oracle_band(reduction_p(q, a), 0.05, name)
     for got, ref in ((res.lower, float(ob.lower)), (res.upper, float(ob.upper))):
         if abs(ref) < AGREEMENT_SMALL:
             assert abs(got - ref) <= AGREEMENT_ABS, (got, ref)
         else:
             assert abs(got - ref) <= AGREEMENT_REL * abs(ref), (got, ref)
-
-
-@pytest.mark.parametrize("div", _cases())
-@pytest.mark.parametrize("shape", SHAPES)
-def test_vocab_32768(div, shape):
-    rng = np.random.default_rng(2026)
-    q, _ = draw_distribution(shape, 32_768, rng)
-    _check(q, int(rng.choice(q.size, p=q)), div)
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["tv", "chi2", pytest.param("kl", marks=_KNOWN_GAP)],
-)
-def test_vocab_qwen_151936(name):
-    rng = np.random.default_rng(151_936)
-    q, _ = draw_distribution("dirichlet", 151_936, rng)
-    _check(q, int(rng.choice(q.size, p=q)), get_divergence(name))
