@@ -248,9 +248,11 @@ FALLBACK_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
     "upper_exp": (
         ("CLARABEL_SHORT_STEP", "mass"),
         ("CLARABEL_RELAXED_SHORT_STEP", "mass"),
-        ("CLARABEL_SHORT_STEP", "mass_balanced"),
+        ("CLARABEL_RELAXED_SHORT_STEP", "mass_balanced"),
+        ("CLARABEL_RELAXED", "mass_balanced"),
         ("CLARABEL_RELAXED", "plain"),
         ("CLARABEL_RELAXED_SHORT_STEP", "plain"),
+        ("CLARABEL_SHORT_STEP", "mass_balanced"),
         ("CLARABEL_RELAXED", "scaled"),
         ("SCS", "mass"),
     ),
