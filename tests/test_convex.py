@@ -252,6 +252,23 @@ def test_default_order_is_used_when_attempts_not_given():
         assert sol.attempts[-1].accepted
 
 
+@pytest.mark.parametrize(
+    ("name", "n", "key"),
+    [
+        ("chi2", 1000, "upper"),
+        ("chi2", C.VOCABULARY_SCALE + 1, "upper"),  # no *_vocab order: the general one
+        ("kl", 1000, "upper_exp"),
+        ("kl", C.VOCABULARY_SCALE, "upper_exp"),
+        ("kl", C.VOCABULARY_SCALE + 1, "upper_exp_vocab"),
+        ("jeffreys", 40_000, "upper_exp_vocab"),
+    ],
+)
+def test_fallback_order_by_cone_family_and_scale(name, n, key):
+    prob = C._validate(np.full(n, 1.0 / n), 0, 0.05, get_divergence(name))
+    assert C._order_key(prob, "upper") == key
+    assert C._order_key(prob, "lower") == key.replace("upper", "lower")
+
+
 @pytest.mark.parametrize("form", C.FORMULATIONS)
 @pytest.mark.parametrize("name", ["kl", "chi2", "alpha_2"])
 def test_every_formulation_solves_the_same_problem(form, name):
