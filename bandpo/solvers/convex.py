@@ -65,7 +65,9 @@ passes the diagnostics recomputed in float64 from the returned π (:data:`SOLVER
 The relaxed Clarabel passes (``CLARABEL_RELAXED*``) stop the interior-point method at gap 5e-5
 rather than 1e-8: at N ≥ 32,768 with q down to 1e-12 the strict rule ends in
 "optimal_inaccurate" on most bounds although the point is good to far better than 1e-3.  They are
-accepted through the same certificate and bars as the strict passes, never on the solver's word.
+accepted through the same certificate as the strict passes, never on the solver's word (their own
+point need only come within 1e-2 instead of 1e-3).  The order depends on the side, on whether the
+encoding uses exponential cones, and, for those, on the scale (:data:`VOCABULARY_SCALE`).
 
 If no attempt passes, :class:`ConvexSolveError` is raised with every attempt's status and
 residuals: a number is never returned that looks trustworthy and is not.
