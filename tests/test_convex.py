@@ -253,20 +253,20 @@ def test_default_order_is_used_when_attempts_not_given():
 
 
 @pytest.mark.parametrize(
-    ("name", "n", "key"),
+    ("name", "n", "upper", "lower"),
     [
-        ("chi2", 1000, "upper"),
-        ("chi2", C.VOCABULARY_SCALE + 1, "upper"),  # no *_vocab order: the general one
-        ("kl", 1000, "upper_exp"),
-        ("kl", C.VOCABULARY_SCALE, "upper_exp"),
-        ("kl", C.VOCABULARY_SCALE + 1, "upper_exp_vocab"),
-        ("jeffreys", 40_000, "upper_exp_vocab"),
+        ("chi2", 1000, "upper", "lower"),
+        ("chi2", C.VOCABULARY_SCALE + 1, "upper_vocab", "lower"),  # no lower_vocab: the general
+        ("kl", 1000, "upper_exp", "lower_exp"),
+        ("kl", C.VOCABULARY_SCALE, "upper_exp", "lower_exp"),
+        ("kl", C.VOCABULARY_SCALE + 1, "upper_exp_vocab", "lower_exp_vocab"),
+        ("jeffreys", 40_000, "upper_exp_vocab", "lower_exp_vocab"),
     ],
 )
-def test_fallback_order_by_cone_family_and_scale(name, n, key):
+def test_fallback_order_by_cone_family_and_scale(name, n, upper, lower):
     prob = C._validate(np.full(n, 1.0 / n), 0, 0.05, get_divergence(name))
-    assert C._order_key(prob, "upper") == key
-    assert C._order_key(prob, "lower") == key.replace("upper", "lower")
+    assert C._order_key(prob, "upper") == upper
+    assert C._order_key(prob, "lower") == lower
 
 
 @pytest.mark.parametrize("form", C.FORMULATIONS)
