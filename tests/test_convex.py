@@ -289,14 +289,16 @@ def test_every_formulation_solves_the_same_problem(form, name):
 
 @pytest.mark.parametrize("balance", [0.0, 0.5, 1.0])
 def test_homogenised_cones_equal_the_weighted_divergence(balance):
-    """Σ_i w_i f(π_i/w_i) from the per-token cones equals the registry f, whatever the balance:
+    """Σ_i w_i f(π_i/w_i) from the per-token cones equals the registry f, whatever the balance
+    and whatever the expected masses the exp cones are rebalanced at (even off by e^±8):
     minimising the cone expression at fixed π returns the divergence itself."""
     rng = np.random.default_rng(4)
     w = rng.dirichlet(np.ones(12))
     pi_fixed = rng.dirichlet(np.ones(12))
     for name in ("kl", "chi2", "neyman", "js"):
         div = get_divergence(name)
-        pi, total, cons = C._homogenised(div, w, balance)
+        expected = pi_fixed * np.exp(rng.uniform(-8, 8, 12)) if balance == 0.5 else None
+        pi, total, cons = C._homogenised(div, w, balance, expected)
         prob = cp.Problem(cp.Minimize(total), [*cons, pi == pi_fixed])
         prob.solve(solver="CLARABEL")
         u = pi_fixed / w

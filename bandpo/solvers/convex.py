@@ -15,7 +15,7 @@ Formulation (why it is shaped this way: scale)
 q̂ = q/Σq.  With q̂_i down to 1e-12 and ratios up to 1/p ~ 1e12, a plain encoding leaves Clarabel
 with coefficients of 1e-12 next to 1: its static regularisation (1e-8) then freezes the action's
 column and the solver reports "optimal" at a wrong value (a tail-token upper bound 100% off).
-Five encodings (:data:`FORMULATIONS`) are used, all exact changes of variables of the same
+Six encodings (:data:`FORMULATIONS`) are used, all exact changes of variables of the same
 problem, every token free:
 
 * ``plain``: ratios u_i = π_i/q̂_i ≥ 0, Σ q̂ u = 1, Σ (q̂/δ) f(u) ≤ 1, objective u_a (upper:
@@ -31,6 +31,12 @@ problem, every token free:
   vectorised perspective of the registry encoding, :func:`_homogenised`), so every cone's dual
   is of the same order; this is what lets exp-cone divergences converge where the ratio form
   stalls.
+* ``mass_rebalanced`` (exponential cones): as ``mass``, with every exponential cone mapped by
+  the automorphism (x, y, z) ↦ (x + y·log s, y, s·z) of K_exp = {y·e^(x/y) ≤ z}, s = ŷ/ẑ at the
+  expected masses (upper end: the action at its a-priori bound c, the others at q̂).  A tail
+  token's cone otherwise holds entries 1e5 apart (u_a ~ 1e5 against the constant 1); rebalanced,
+  they are of one order, which is what certifies the upper ends of tail tokens under kl_reverse
+  and jeffreys.  Exact for any s > 0; on other cones it is ``mass``.
 * ``mass_balanced``: as ``mass``, with token i's cone multiplied by q̂_i^(−1/2) (cones are
   homogeneous, so the feasible set is unchanged).  In ``plain`` a token's data are O(1) and its
   weight in the constraints is q̂_i; in ``mass`` its cone entries are O(q̂_i) and its weight 1;
@@ -283,7 +289,9 @@ FALLBACK_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
     # there (Clarabel's exp-cone steps shrink to 0), the homogenised mass form converges
     "upper_exp": (
         ("CLARABEL_SHORT_STEP", "mass"),
+        ("CLARABEL_SHORT_STEP", "mass_rebalanced"),
         ("CLARABEL_RELAXED_SHORT_STEP", "mass"),
+        ("CLARABEL_RELAXED_SHORT_STEP", "mass_rebalanced"),
         ("CLARABEL_RELAXED_STEP_95", "plain"),
         ("CLARABEL_RELAXED_SHORT_STEP", "mass_balanced"),
         ("CLARABEL_RELAXED", "mass_balanced"),
@@ -309,6 +317,7 @@ FALLBACK_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
     # finish there and each failed attempt costs seconds, so the relaxed passes go first (the
     # answer is held to the same certificate either way)
     "upper_exp_vocab": (
+        ("CLARABEL_RELAXED_SHORT_STEP", "mass_rebalanced"),
         ("CLARABEL_RELAXED_SHORT_STEP", "mass"),
         ("CLARABEL_RELAXED_STEP_95", "plain"),
         ("CLARABEL_RELAXED_STEP_95", "mass"),
@@ -815,7 +824,10 @@ def _build_perspective(prob: _Problem, sense: int) -> _Built:
 
 
 def _homogenised(
-    div: Divergence, weights: np.ndarray, balance: float = 0.0
+    div: Divergence,
+    weights: np.ndarray,
+    balance: float = 0.0,
+    expected: np.ndarray | None = None,
 ) -> tuple[Any, Any, list]:
     """Σ_i w_i·f(π_i/w_i) for a vector of masses π, from the registry's DCP encoding of f.
 
@@ -832,6 +844,10 @@ def _homogenised(
         balance: Token i's cone is multiplied by s_i = w_i^(−balance): 0 keeps masses (entries
             O(w_i), weight 1 in Σ), 1 gives ratios (entries O(1), weight w_i), ½ balances the
             two.  Exact for any value: the cones are homogeneous.
+        expected: Expected masses π̂ (length N) or None.  When given, each exponential cone
+            (x, y, z) becomes (x + y·log s, y, s·z) with s = ŷ/ẑ evaluated at π̂ from the
+            variable's column and the constant (1 where that estimate is not positive): an
+            automorphism of K_exp, so exact for any s, which puts y and z on one scale.
 
     Returns:
         (pi, total, constraints): the mass variable (length N), the expression Σ w_i f(π_i/w_i)
@@ -856,6 +872,8 @@ def _homogenised(
     ab = canon.A.toarray().reshape((-1, len(c) + 1), order="F")
     a_mat, b_vec = ab[:, :-1], ab[:, -1]
     n = weights.size
+    var_map = chain.compose_var_id_map() if hasattr(chain, "compose_var_id_map") else {}
+    col = canon.var_id_to_col[var_map.get(x.id, [x.id])[0]]
     xc = cp.Variable((len(c), n))
     # cone k holds s_k·(π_k, w_k, w_k f(π_k/w_k)) with s_k = w_k^(−balance) (cones are homogeneous)
     sc = weights ** (-balance)
@@ -871,7 +889,22 @@ def _homogenised(
             cons.append(blk >= 0)
         elif isinstance(con, ExpCone):
             k = sz // 3
-            cons += [ExpCone(blk[j, :], blk[k + j, :], blk[2 * k + j, :]) for j in range(k)]
+            for j in range(k):
+                ex, ey, ez = blk[j, :], blk[k + j, :], blk[2 * k + j, :]
+                if expected is not None:
+                    # K_exp = {y·e^(x/y) ≤ z} is mapped onto itself by (x, y, z) ↦
+                    # (x + y·log s, y, s·z), s > 0: s = ŷ/ẑ at the expected masses puts the
+                    # cone's y and z entries on one scale (exact for any s)
+                    iy, iz = i + k + j, i + 2 * k + j
+                    y_hat = a_mat[iy, col] * expected + b_vec[iy] * weights
+                    z_hat = a_mat[iz, col] * expected + b_vec[iz] * weights
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        s_c = np.where((y_hat > 0) & (z_hat > 0), y_hat / z_hat, 1.0)
+                    s_c = np.where(np.isfinite(s_c) & (s_c > 0), s_c, 1.0)
+                    if np.any(s_c != 1.0):
+                        ex = ex + cp.multiply(np.log(s_c), ey)
+                        ez = cp.multiply(s_c, ez)
+                cons.append(ExpCone(ex, ey, ez))
         elif isinstance(con, SOC) and con.args[0].size == 1:
             cons.append(SOC(blk[0, :], blk[1:, :], axis=0))
         elif isinstance(con, PowCone3D):
@@ -884,8 +917,6 @@ def _homogenised(
         else:
             raise _NotApplicable(f"cannot homogenise a {type(con).__name__} cone")
         i += sz
-    var_map = chain.compose_var_id_map() if hasattr(chain, "compose_var_id_map") else {}
-    col = canon.var_id_to_col[var_map.get(x.id, [x.id])[0]]
     pi = cp.multiply(1.0 / sc, xc[col, :])
     total = (c @ xc) @ (1.0 / sc) + d * float(np.sum(weights))
     return pi, total, cons
@@ -911,14 +942,21 @@ def _uses_exp_cone(div: Divergence) -> bool:
     return _EXP_CONE[div.key]
 
 
-def _build_mass(prob: _Problem, sense: int, balance: float = 0.0) -> _Built:
+def _build_mass(
+    prob: _Problem, sense: int, balance: float = 0.0, rebalance: bool = False
+) -> _Built:
     """Masses π_i as variables with per-token homogenised cones (see :func:`_homogenised`)."""
     import cvxpy as cp
 
     q_hat, a, delta, p = prob.q_hat, prob.action, prob.delta, prob.p
     idx = np.concatenate([[a], prob.others]).astype(int)
     w = q_hat[idx]
-    pi, total, cons = _homogenised(prob.div, w, balance)
+    expected = None
+    if rebalance:
+        expected = w.copy()
+        if sense > 0:
+            expected[0] = p * _a_priori_upper(prob)
+    pi, total, cons = _homogenised(prob.div, w, balance, expected)
     use_zeros = prob.zeros.size > 0 and math.isfinite(prob.slope)
     z = cp.Variable(prob.zeros.size) if use_zeros else None
     mass = cp.sum(pi) + (cp.sum(z) if use_zeros else 0)
@@ -958,12 +996,18 @@ def _build_mass_balanced(prob: _Problem, sense: int) -> _Built:
     return _build_mass(prob, sense, balance=0.5)
 
 
+def _build_mass_rebalanced(prob: _Problem, sense: int) -> _Built:
+    """:func:`_build_mass` with each exp cone rebalanced at the expected masses."""
+    return _build_mass(prob, sense, rebalance=True)
+
+
 _BUILDERS = {
     "plain": _build_plain,
     "scaled": _build_scaled,
     "perspective": _build_perspective,
     "mass": _build_mass,
     "mass_balanced": _build_mass_balanced,
+    "mass_rebalanced": _build_mass_rebalanced,
 }
 
 #: The formulation names, each an exact change of variables of the same problem (module docstring).
