@@ -31,15 +31,6 @@ from bandpo.solvers.oracle import oracle_band
 pytestmark = pytest.mark.slow
 
 
-# Measured misses (issue 5, still open): for these upper ends every Clarabel pass ends inaccurate,
-# fails, or is rejected by the certificate, so convex_band raises instead of answering.
-_KNOWN_MISSES = {
-    "kl_reverse": "upper end of the one_hot tail token p=4.05e-8 is not certified (issue 5)",
-    "jeffreys": "upper ends of the dirichlet and one_hot tail tokens (p=5.7e-8, 4.1e-8) are not "
-    "certified (issue 5)",
-}
-
-
 def _divergences():
     out = []
     for name in divergence_names():
@@ -47,13 +38,7 @@ def _divergences():
             out += [get_divergence("alpha", alpha=a) for a in (0.5, 2.0, -1.0)]
         else:
             out.append(get_divergence(name))
-    params = []
-    for d in out:
-        marks = ()
-        if d.key in _KNOWN_MISSES:
-            marks = pytest.mark.xfail(reason=_KNOWN_MISSES[d.key], strict=False)
-        params.append(pytest.param(d, id=d.key, marks=marks))
-    return params
+    return [pytest.param(d, id=d.key) for d in out]
 
 
 @pytest.mark.parametrize("div", _divergences())
