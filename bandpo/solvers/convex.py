@@ -239,6 +239,17 @@ SOLVER_TOLERANCES: dict[str, SolverTolerance] = {
     ),
 }
 
+# The later passes of the non-exp upper end, the same at every scale.
+_UPPER_RELAXED_TAIL: tuple[tuple[str, str], ...] = (
+    ("CLARABEL_RELAXED", "plain"),
+    ("CLARABEL_RELAXED", "mass_balanced"),
+    ("CLARABEL_RELAXED_SHORT_STEP", "mass"),
+    ("CLARABEL_RELAXED_SHORT_STEP", "plain"),
+    ("CLARABEL_RELAXED", "scaled"),
+    ("SCS", "mass_balanced"),
+    ("SCS", "mass"),
+)
+
 #: Per bound, the (solver-table key, formulation) attempts in order (module docstring).  Chosen
 #: by measurement (scripts/convex_attempt_grid.py): every attempt of every divergence on Dirichlet,
 #: Zipf, near one-hot and near-uniform distributions at N = 1,000 and N = 32,768, head, sampled and
@@ -250,13 +261,7 @@ FALLBACK_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
         ("CLARABEL_STEP_95", "mass_balanced"),
         ("CLARABEL", "mass"),
         ("CLARABEL_RELAXED_SHORT_STEP", "mass_balanced"),
-        ("CLARABEL_RELAXED", "plain"),
-        ("CLARABEL_RELAXED", "mass_balanced"),
-        ("CLARABEL_RELAXED_SHORT_STEP", "mass"),
-        ("CLARABEL_RELAXED_SHORT_STEP", "plain"),
-        ("CLARABEL_RELAXED", "scaled"),
-        ("SCS", "mass_balanced"),
-        ("SCS", "mass"),
+        *_UPPER_RELAXED_TAIL,
     ),
     "lower": (
         ("CLARABEL_SHORT_STEP", "mass_balanced"),
@@ -277,13 +282,7 @@ FALLBACK_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
         ("CLARABEL_RELAXED_SHORT_STEP", "mass_balanced"),
         ("CLARABEL_STEP_95", "mass_balanced"),
         ("CLARABEL", "mass"),
-        ("CLARABEL_RELAXED", "plain"),
-        ("CLARABEL_RELAXED", "mass_balanced"),
-        ("CLARABEL_RELAXED_SHORT_STEP", "mass"),
-        ("CLARABEL_RELAXED_SHORT_STEP", "plain"),
-        ("CLARABEL_RELAXED", "scaled"),
-        ("SCS", "mass_balanced"),
-        ("SCS", "mass"),
+        *_UPPER_RELAXED_TAIL,
     ),
     # encodings with exponential cones (kl, kl_reverse, js, jeffreys): the balanced form stalls
     # there (Clarabel's exp-cone steps shrink to 0), the homogenised mass form converges
