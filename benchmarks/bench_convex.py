@@ -104,7 +104,7 @@ def main() -> None:
                         "ok" if ok else "FAIL",
                         f"{elapsed:.1f}",
                     )
-    Console().print(table)
+    Console(width=140).print(table)  # readable when piped to a log
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"machine": platform.platform(), "python": platform.python_version()}
