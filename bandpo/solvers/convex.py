@@ -88,6 +88,7 @@ for strictly convex f.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -515,6 +516,11 @@ class _Problem:
     f: Callable[[np.ndarray], np.ndarray]
     df: Callable[[np.ndarray], np.ndarray]
 
+    @functools.cached_property
+    def a_priori_upper(self) -> float:
+        """c ≥ r₊, computed once per problem (:func:`_a_priori_upper`)."""
+        return _a_priori_upper(self)
+
     @property
     def tail_limit(self) -> float:
         """lim_{u→∞} (f′(∞)·u − f(u)) (SymPy, cached per divergence; −inf/inf allowed)."""
@@ -718,6 +724,24 @@ class _Built:
     duals: Callable[[], list[tuple[float, float]]]  # -> candidate (nu, lam) in original units
 
 
+def _dual_candidates(
+    cons: list, nu_factor: float, lam_factor: float
+) -> Callable[[], list[tuple[float, float]]]:
+    """(ν, λ) candidates in original units from the duals of the formulation's first two
+    constraints (mass row, divergence row): ν = ±nu_factor·ν_c, λ = lam_factor·λ_c.  The sign
+    convention of CVXPY's equality duals is not relied on: both signs are offered, and the
+    certificate keeps whichever bounds tighter."""
+
+    def duals() -> list[tuple[float, float]]:
+        nu_c, lam_c = cons[0].dual_value, cons[1].dual_value
+        if nu_c is None or lam_c is None:
+            return []
+        nu, lam = nu_factor * float(nu_c), lam_factor * float(lam_c)
+        return [(nu, lam), (-nu, lam)]
+
+    return duals
+
+
 def _build_plain(prob: _Problem, sense: int) -> _Built:
     import cvxpy as cp
 
@@ -734,7 +758,7 @@ def _build_plain(prob: _Problem, sense: int) -> _Built:
     cons = [mass == 1, div_expr <= 1, u >= 0]
     if use_zeros:
         cons.append(z >= 0)
-    scale = _a_priori_upper(prob) if sense > 0 else 1.0
+    scale = prob.a_priori_upper if sense > 0 else 1.0
     objective = cp.Maximize(u[0] / scale) if sense > 0 else cp.Minimize(u[0])
     problem = cp.Problem(objective, cons)
 
@@ -745,14 +769,7 @@ def _build_plain(prob: _Problem, sense: int) -> _Built:
             pi[prob.zeros] = z.value
         return float(u.value[0]), pi
 
-    def duals() -> list[tuple[float, float]]:
-        nu_c, lam_c = cons[0].dual_value, cons[1].dual_value
-        if nu_c is None or lam_c is None:
-            return []
-        nu_c, lam_c = float(nu_c), float(lam_c)
-        return [(scale * nu_c, scale * lam_c / delta), (-scale * nu_c, scale * lam_c / delta)]
-
-    return _Built(problem, extract, duals)
+    return _Built(problem, extract, _dual_candidates(cons, scale, scale / delta))
 
 
 def _build_scaled(prob: _Problem, sense: int, perspective: bool = False) -> _Built:
@@ -768,7 +785,7 @@ def _build_scaled(prob: _Problem, sense: int, perspective: bool = False) -> _Bui
     if sense < 0 or prob.others.size == 0 or prob.p_others <= 0:
         raise _NotApplicable("the scaled formulation needs an upper bound and other tokens")
     q_hat, a, delta, p, po = prob.q_hat, prob.action, prob.delta, prob.p, prob.p_others
-    c = _a_priori_upper(prob)
+    c = prob.a_priori_upper
     m = p * (c - 1.0)  # ≥ the mass that can move onto a
     if not (m > 0 and math.isfinite(m)):
         raise _NotApplicable("no mass can move onto the action")
@@ -807,15 +824,7 @@ def _build_scaled(prob: _Problem, sense: int, perspective: bool = False) -> _Bui
             pi[prob.zeros] = m * v.value
         return pi_a / p, pi
 
-    def duals() -> list[tuple[float, float]]:
-        nu_c, lam_c = cons[0].dual_value, cons[1].dual_value
-        if nu_c is None or lam_c is None:
-            return []
-        nu_c, lam_c = float(nu_c), float(lam_c)
-        lam = lam_c * m / (p * delta)
-        return [(nu_c / p, lam), (-nu_c / p, lam)]
-
-    return _Built(problem, extract, duals)
+    return _Built(problem, extract, _dual_candidates(cons, 1.0 / p, m / (p * delta)))
 
 
 def _build_perspective(prob: _Problem, sense: int) -> _Built:
@@ -854,39 +863,25 @@ def _homogenised(
     """
     import cvxpy as cp
     from cvxpy.constraints.exponential import ExpCone
-    from cvxpy.constraints.nonpos import NonNeg
     from cvxpy.constraints.power import PowCone3D
     from cvxpy.constraints.second_order import SOC
-    from cvxpy.constraints.zero import Zero
 
-    x = cp.Variable()
-    aux = cp.Problem(cp.Minimize(div.cvxpy_f(x)))
-    chain = aux._construct_chain(
-        solver="CLARABEL", solver_opts={"use_quad_obj": False}, ignore_dpp=True
-    )
-    chain.reductions = chain.reductions[:-1]  # stop before the solver interface
-    canon = chain.apply(aux)[0]
-    qd = canon.q.toarray().flatten()
-    c, d = qd[:-1], float(qd[-1])
-    ab = canon.A.toarray().reshape((-1, len(c) + 1), order="F")
-    a_mat, b_vec = ab[:, :-1], ab[:, -1]
+    canon = _scalar_canon(div)
+    c, d, a_mat, b_vec, col = canon.c, canon.d, canon.a_mat, canon.b_vec, canon.col
     n = weights.size
-    var_map = chain.compose_var_id_map() if hasattr(chain, "compose_var_id_map") else {}
-    col = canon.var_id_to_col[var_map.get(x.id, [x.id])[0]]
     xc = cp.Variable((len(c), n))
     # cone k holds s_k·(π_k, w_k, w_k f(π_k/w_k)) with s_k = w_k^(−balance) (cones are homogeneous)
     sc = weights ** (-balance)
     rows = a_mat @ xc + np.outer(b_vec, weights * sc)
     cons: list = []
     i = 0
-    for con in canon.constraints:
-        sz = con.size
+    for kind, sz, alphas in canon.blocks:
         blk = rows[i : i + sz, :]
-        if isinstance(con, Zero):
+        if kind == "zero":
             cons.append(blk == 0)
-        elif isinstance(con, NonNeg):
+        elif kind == "nonneg":
             cons.append(blk >= 0)
-        elif isinstance(con, ExpCone):
+        elif kind == "exp":
             k = sz // 3
             for j in range(k):
                 ex, ey, ez = blk[j, :], blk[k + j, :], blk[2 * k + j, :]
@@ -904,41 +899,90 @@ def _homogenised(
                         ex = ex + cp.multiply(np.log(s_c), ey)
                         ez = cp.multiply(s_c, ez)
                 cons.append(ExpCone(ex, ey, ez))
-        elif isinstance(con, SOC) and con.args[0].size == 1:
+        elif kind == "soc":
             cons.append(SOC(blk[0, :], blk[1:, :], axis=0))
-        elif isinstance(con, PowCone3D):
+        elif kind == "pow3d":
             k = sz // 3
-            alphas = np.broadcast_to(np.asarray(con.alpha.value, dtype=float), (k,))
             cons += [
                 PowCone3D(blk[j, :], blk[k + j, :], blk[2 * k + j, :], np.full(n, alphas[j]))
                 for j in range(k)
             ]
         else:
-            raise _NotApplicable(f"cannot homogenise a {type(con).__name__} cone")
+            raise _NotApplicable(f"cannot homogenise a {kind} cone")
         i += sz
     pi = cp.multiply(1.0 / sc, xc[col, :])
     total = (c @ xc) @ (1.0 / sc) + d * float(np.sum(weights))
     return pi, total, cons
 
 
-_EXP_CONE: dict[str, bool] = {}
+class _ScalarCanon(NamedTuple):
+    """CVXPY's conic form of "minimise f(x)": f(x) = min c·x_c + d s.t. A·x_c + b ∈ K.
+
+    ``blocks`` lists the cones of K in row order as (kind, rows, alphas): kind is "zero",
+    "nonneg", "exp", "soc" (a scalar-headed second-order cone), "pow3d" (alphas: one exponent
+    per cone) or the CVXPY class name of a cone :func:`_homogenised` cannot vectorise; ``col``
+    is the column of x in x_c.
+    """
+
+    c: np.ndarray
+    d: float
+    a_mat: np.ndarray
+    b_vec: np.ndarray
+    blocks: tuple[tuple[str, int, np.ndarray | None], ...]
+    col: int
+
+
+_SCALAR_CANON: dict[str, _ScalarCanon] = {}
+
+
+def _scalar_canon(div: Divergence) -> _ScalarCanon:
+    """The registry encoding of f canonicalised once per divergence (cached by ``div.key``)."""
+    if div.key in _SCALAR_CANON:
+        return _SCALAR_CANON[div.key]
+    import cvxpy as cp
+    from cvxpy.constraints.exponential import ExpCone
+    from cvxpy.constraints.nonpos import NonNeg
+    from cvxpy.constraints.power import PowCone3D
+    from cvxpy.constraints.second_order import SOC
+    from cvxpy.constraints.zero import Zero
+
+    x = cp.Variable()
+    aux = cp.Problem(cp.Minimize(div.cvxpy_f(x)))
+    chain = aux._construct_chain(
+        solver="CLARABEL", solver_opts={"use_quad_obj": False}, ignore_dpp=True
+    )
+    chain.reductions = chain.reductions[:-1]  # stop before the solver interface
+    canon = chain.apply(aux)[0]
+    qd = canon.q.toarray().flatten()
+    c, d = qd[:-1], float(qd[-1])
+    ab = canon.A.toarray().reshape((-1, len(c) + 1), order="F")
+    blocks = []
+    for con in canon.constraints:
+        alphas = None
+        if isinstance(con, Zero):
+            kind = "zero"
+        elif isinstance(con, NonNeg):
+            kind = "nonneg"
+        elif isinstance(con, ExpCone):
+            kind = "exp"
+        elif isinstance(con, SOC) and con.args[0].size == 1:
+            kind = "soc"
+        elif isinstance(con, PowCone3D):
+            kind = "pow3d"
+            alphas = np.broadcast_to(np.asarray(con.alpha.value, dtype=float), (con.size // 3,))
+        else:
+            kind = type(con).__name__
+        blocks.append((kind, con.size, alphas))
+    var_map = chain.compose_var_id_map() if hasattr(chain, "compose_var_id_map") else {}
+    col = canon.var_id_to_col[var_map.get(x.id, [x.id])[0]]
+    out = _ScalarCanon(c, d, ab[:, :-1], ab[:, -1], tuple(blocks), int(col))
+    _SCALAR_CANON[div.key] = out
+    return out
 
 
 def _uses_exp_cone(div: Divergence) -> bool:
-    """Whether the registry's encoding of f canonicalises to exponential cones (cached)."""
-    if div.key not in _EXP_CONE:
-        import cvxpy as cp
-        from cvxpy.constraints.exponential import ExpCone
-
-        x = cp.Variable()
-        aux = cp.Problem(cp.Minimize(div.cvxpy_f(x)))
-        chain = aux._construct_chain(
-            solver="CLARABEL", solver_opts={"use_quad_obj": False}, ignore_dpp=True
-        )
-        chain.reductions = chain.reductions[:-1]
-        canon = chain.apply(aux)[0]
-        _EXP_CONE[div.key] = any(isinstance(c, ExpCone) for c in canon.constraints)
-    return _EXP_CONE[div.key]
+    """Whether the registry's encoding of f canonicalises to exponential cones."""
+    return any(kind == "exp" for kind, _, _ in _scalar_canon(div).blocks)
 
 
 def _build_mass(
@@ -954,7 +998,7 @@ def _build_mass(
     if rebalance:
         expected = w.copy()
         if sense > 0:
-            expected[0] = p * _a_priori_upper(prob)
+            expected[0] = p * prob.a_priori_upper
     pi, total, cons = _homogenised(prob.div, w, balance, expected)
     use_zeros = prob.zeros.size > 0 and math.isfinite(prob.slope)
     z = cp.Variable(prob.zeros.size) if use_zeros else None
@@ -965,7 +1009,7 @@ def _build_mass(
     cons = [mass == 1, div_expr <= 1, pi >= 0, *cons]
     if use_zeros:
         cons.append(z >= 0)
-    scale = _a_priori_upper(prob) if sense > 0 else 1.0
+    scale = prob.a_priori_upper if sense > 0 else 1.0
     objective = cp.Maximize(pi[0] / (p * scale)) if sense > 0 else cp.Minimize(pi[0] / p)
     problem = cp.Problem(objective, cons)
 
@@ -976,14 +1020,7 @@ def _build_mass(
             out[prob.zeros] = z.value
         return float(pi.value[0]) / p, out
 
-    def duals() -> list[tuple[float, float]]:
-        nu_c, lam_c = cons[0].dual_value, cons[1].dual_value
-        if nu_c is None or lam_c is None:
-            return []
-        nu_c, lam_c = float(nu_c), float(lam_c)
-        return [(scale * nu_c, scale * lam_c / delta), (-scale * nu_c, scale * lam_c / delta)]
-
-    return _Built(problem, extract, duals)
+    return _Built(problem, extract, _dual_candidates(cons, scale, scale / delta))
 
 
 class _NotApplicable(Exception):
@@ -1410,6 +1447,21 @@ def _validate_attempts(attempts: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _prepare(
+    q: Any,
+    action: Any,
+    delta: Any,
+    div: Divergence,
+    allow_inaccurate: bool,
+    attempts: Sequence[tuple[str, str]] | None,
+) -> tuple[_Problem, tuple[str, ...], tuple[tuple[str, str], ...] | None]:
+    """Validated problem, accepted statuses and attempt order (None: FALLBACK_ORDER)."""
+    prob = _validate(q, action, delta, div)
+    order = None if attempts is None else _validate_attempts(attempts)
+    accept = ("optimal", "optimal_inaccurate") if allow_inaccurate else ("optimal",)
+    return prob, accept, order
+
+
 def convex_band(
     q: Any,
     action: int,
@@ -1465,9 +1517,7 @@ def convex_band(
         :data:`FALLBACK_ORDER`; at N ≈ 32k each takes about 1-8 s on two cores.
     """
     div = resolve_divergence(divergence, **params)
-    prob = _validate(q, action, delta, div)
-    order = None if attempts is None else _validate_attempts(attempts)
-    accept = ("optimal", "optimal_inaccurate") if allow_inaccurate else ("optimal",)
+    prob, accept, order = _prepare(q, action, delta, div, allow_inaccurate, attempts)
     lower = _solve_bound(prob, -1, keep_pi, accept, order)
     upper = _solve_bound(prob, +1, keep_pi, accept, order)
     return ConvexBandResult(
@@ -1510,9 +1560,7 @@ def convex_bound(
     if side not in ("lower", "upper"):
         raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
     div = resolve_divergence(divergence, **params)
-    prob = _validate(q, action, delta, div)
-    order = None if attempts is None else _validate_attempts(attempts)
-    accept = ("optimal", "optimal_inaccurate") if allow_inaccurate else ("optimal",)
+    prob, accept, order = _prepare(q, action, delta, div, allow_inaccurate, attempts)
     return _solve_bound(prob, 1 if side == "upper" else -1, keep_pi, accept, order)
 
 
