@@ -26,23 +26,15 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bandpo.divergences import get_divergence
+from bandpo.cli.bench import parse_divergences
 from bandpo.solvers.convex import ConvexSolveError, convex_bound
 from bandpo.solvers.convex_reduction import (
-    AGREEMENT_ABS,
-    AGREEMENT_REL,
-    AGREEMENT_SMALL,
-    _actions,
+    compare_to_oracle,
+    draw_actions,
     draw_distribution,
     reduction_p,
 )
 from bandpo.solvers.oracle import oracle_band
-
-
-def _divergence(key: str):
-    if key.startswith("alpha_"):
-        return get_divergence("alpha", alpha=float(key[len("alpha_") :]))
-    return get_divergence(key)
 
 
 def main() -> None:
@@ -58,12 +50,11 @@ def main() -> None:
     table = Table(title=f"convex_bound at N = {args.vocab}, δ = {args.delta:g}")
     for col in ("divergence", "shape", "action", "p", "end", "value", "error", "pass", "time s"):
         table.add_column(col, justify="left" if col in ("divergence", "shape", "end") else "right")
-    for key in args.divergences.split(","):
-        div = _divergence(key)
+    for div in parse_divergences(args.divergences):
         for shape in args.shapes.split(","):
             rng = np.random.default_rng(args.vocab)
             q, _ = draw_distribution(shape, args.vocab, rng)
-            for kind, a in _actions(q, rng):
+            for kind, a in draw_actions(q, rng):
                 band = oracle_band(reduction_p(q, a), args.delta, div)
                 for side in ("lower", "upper"):
                     ref = float(band.lower if side == "lower" else band.upper)
@@ -71,9 +62,7 @@ def main() -> None:
                     try:
                         sol = convex_bound(q, a, args.delta, div, side=side)
                         value, accepted = sol.value, f"{sol.solver}/{sol.formulation}"
-                        small = abs(ref) < AGREEMENT_SMALL
-                        err = abs(value - ref) / (1.0 if small else abs(ref))
-                        ok = err <= (AGREEMENT_ABS if small else AGREEMENT_REL)
+                        err, _, ok = compare_to_oracle(value, ref)
                     except ConvexSolveError as exc:
                         value, accepted, err, ok = None, f"error: {exc.status}", None, False
                     elapsed = time.perf_counter() - t0

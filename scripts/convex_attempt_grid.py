@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bandpo.divergences import get_divergence
+from bandpo.cli.bench import parse_divergences
 from bandpo.solvers.convex import (
     FORMULATIONS,
     SOLVER_TOLERANCES,
@@ -39,32 +39,13 @@ from bandpo.solvers.convex import (
     convex_bound,
 )
 from bandpo.solvers.convex_reduction import (
-    AGREEMENT_ABS,
-    AGREEMENT_REL,
-    AGREEMENT_SMALL,
     SHAPES,
+    compare_to_oracle,
+    draw_actions,
     draw_distribution,
     reduction_p,
 )
 from bandpo.solvers.oracle import oracle_band
-
-ALL_KEYS = (
-    "kl,kl_reverse,tv,chi2,neyman,hellinger,js,jeffreys,lecam,alpha_0.5,alpha_2,alpha_-1"
-).split(",")
-
-
-def _divergence(key: str):
-    if key.startswith("alpha_"):
-        return get_divergence("alpha", alpha=float(key[len("alpha_") :]))
-    return get_divergence(key)
-
-
-def _actions(q: np.ndarray, rng: np.random.Generator) -> dict[str, int]:
-    out = {"head": int(np.argmax(q)), "sampled": int(rng.choice(q.size, p=q))}
-    tail = np.flatnonzero(q < 1e-6)
-    if tail.size:
-        out["tail"] = int(rng.choice(tail))
-    return out
 
 
 def run_grid(args: argparse.Namespace) -> None:
@@ -77,12 +58,11 @@ def run_grid(args: argparse.Namespace) -> None:
     shapes = args.shapes.split(",")
     kinds = args.kinds.split(",")
     with out.open("a") as fh:
-        for key in args.divergences.split(","):
-            div = _divergence(key)
+        for div in parse_divergences(args.divergences):
             for shape in shapes:
                 rng = np.random.default_rng(100 + SHAPES.index(shape))
                 q, _ = draw_distribution(shape, args.vocab, rng)
-                for kind, a in _actions(q, rng).items():
+                for kind, a in draw_actions(q, rng):
                     if kind not in kinds:
                         continue
                     band = oracle_band(reduction_p(q, a), args.delta, div)
@@ -96,14 +76,12 @@ def run_grid(args: argparse.Namespace) -> None:
                                 sol = convex_bound(
                                     q, a, args.delta, div, side=side, attempts=[(solver, form)]
                                 )
-                                small = abs(ref) < AGREEMENT_SMALL
-                                err = abs(sol.value - ref) / (1.0 if small else abs(ref))
-                                bar = AGREEMENT_ABS if small else AGREEMENT_REL
-                                outcome = "ok" if err <= bar else f"WRONG {err:.2e}"
+                                err, _, ok = compare_to_oracle(sol.value, ref)
+                                outcome = "ok" if ok else f"WRONG {err:.2e}"
                             except ConvexSolveError as exc:
                                 outcome = exc.attempts[-1].status
                             rec = {
-                                "divergence": key,
+                                "divergence": div.key,
                                 "n_tokens": args.vocab,
                                 "shape": shape,
                                 "kind": kind,
@@ -117,7 +95,7 @@ def run_grid(args: argparse.Namespace) -> None:
                             fh.write(json.dumps(rec) + "\n")
                             fh.flush()
                             print(
-                                f"{key:10s} N={args.vocab} {shape:9s} {kind:7s} {side:5s} "
+                                f"{div.key:10s} N={args.vocab} {shape:9s} {kind:7s} {side:5s} "
                                 f"{solver}/{form}: {outcome} ({rec['time_s']:.1f} s)",
                                 flush=True,
                             )
@@ -162,7 +140,9 @@ def summarise(paths: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vocab", type=int, default=1000)
-    ap.add_argument("--divergences", default=",".join(ALL_KEYS))
+    ap.add_argument(
+        "--divergences", default="all", help="kl,tv,alpha=2,... or 'all' (the golden set)"
+    )
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--kinds", default="head,sampled,tail")
     ap.add_argument("--delta", type=float, default=0.05)

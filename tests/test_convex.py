@@ -23,9 +23,7 @@ from bandpo.solvers.convex import (
     convex_band,
 )
 from bandpo.solvers.convex_reduction import (
-    AGREEMENT_ABS,
-    AGREEMENT_REL,
-    AGREEMENT_SMALL,
+    compare_to_oracle,
     reduction_p,
 )
 from bandpo.solvers.oracle import oracle_band
@@ -38,9 +36,7 @@ IDS = [d.key for d in ALL_DIVS]
 
 
 def _agree(got: float, ref: float) -> bool:
-    if abs(ref) < AGREEMENT_SMALL:
-        return abs(got - ref) <= AGREEMENT_ABS
-    return abs(got - ref) <= AGREEMENT_REL * abs(ref)
+    return compare_to_oracle(got, ref).passed
 
 
 def _q_with(p: float, n: int, seed: int = 3) -> np.ndarray:
